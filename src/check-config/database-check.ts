@@ -18,7 +18,7 @@ import { connectFailure } from './connect-failure.ts'
 import { describe, type Findings } from './findings.ts'
 import { checkGrants } from './grants-check.ts'
 import { checkListenUrl } from './listen-url-check.ts'
-import { checkMigrateRole } from './migrate-role-check.ts'
+import { noteMigrateRole } from './migrate-role-check.ts'
 import { untestedVersionWarning } from './server-version.ts'
 import { checkTriggerTemplates } from './trigger-templates-check.ts'
 
@@ -131,20 +131,7 @@ export async function checkDatabase(
     if (d.listenUrl === d.url) {
       const where = `database "${d.name}" (${label('url')})`
       const variables = { listen: label('listenUrl'), url: label('url') }
-      try {
-        const r = await checkMigrateRole(
-          pool,
-          where,
-          variables,
-          d.listenUrlGiven ? 'same' : 'unset',
-        )
-        if ('problem' in r) out.problems.push(r.problem)
-        else out.checks.push(r.check)
-      } catch (e) {
-        out.problems.push(
-          `${where}: whether its role may migrate could not be read: ${describe(e)}`,
-        )
-      }
+      await noteMigrateRole(out, pool, where, variables, d.listenUrlGiven ? 'same' : 'unset')
     }
   } catch (e) {
     out.problems.push(

@@ -6,7 +6,7 @@ import { SessionClient } from '../db/session-settings.ts'
 import { CHANNEL, listeningPid } from '../outbox/listen-session.ts'
 import { connectFailure } from './connect-failure.ts'
 import { describe, type Findings } from './findings.ts'
-import { checkMigrateRole } from './migrate-role-check.ts'
+import { noteMigrateRole } from './migrate-role-check.ts'
 
 /**
  * Adds to `out` what the listen URL says (`reachable`: the database's URL answered). `label` names
@@ -66,15 +66,7 @@ export async function checkListenUrl(
       if (apart) {
         const where = `database "${d.name}" (${which})`
         const variables = { listen: which, url: label('url') }
-        try {
-          const role = await checkMigrateRole(client, where, variables)
-          if ('problem' in role) out.problems.push(role.problem)
-          else out.checks.push(role.check)
-        } catch (e) {
-          out.problems.push(
-            `${where}: whether its role may migrate could not be read: ${describe(e)}`,
-          )
-        }
+        await noteMigrateRole(out, client, where, variables)
       }
     } catch (e) {
       out.problems.push(

@@ -2,6 +2,7 @@
 import type pg from 'pg'
 import { migrateRoleAdvice } from '../db/migrate-privilege.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
+import { describe, type Findings } from './findings.ts'
 
 /**
  * Read from the catalog, changing nothing. Invariant: a role may change the schema when it has the
@@ -44,4 +45,18 @@ export async function checkMigrateRole(
   const would = `migrate, the release command, runs ${shared ? over : 'over this URL'} and would fail (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}): ${migrateRoleAdvice(r.role, r.database, variables)}`
   if (shared) return { check: `warning: ${where}: ${why}, so ${would}` }
   return { problem: `${where}: ${would}` }
+}
+
+/** checkMigrateRole's answer added to `out`: its problem or its check, or that the role could not be read. */
+export async function noteMigrateRole(
+  out: Findings,
+  ...args: Parameters<typeof checkMigrateRole>
+): Promise<void> {
+  try {
+    const r = await checkMigrateRole(...args)
+    if ('problem' in r) out.problems.push(r.problem)
+    else out.checks.push(r.check)
+  } catch (e) {
+    out.problems.push(`${args[1]}: whether its role may migrate could not be read: ${describe(e)}`)
+  }
 }
