@@ -2,7 +2,7 @@
 import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
-import type { mailboxPausedFor } from './mailbox-pacing.ts'
+import type { mailboxPausedFor } from './mailbox-pause.ts'
 import { owedGiveBack } from './owed-give-back.ts'
 import type { MailboxPaused } from './send-gate.ts'
 

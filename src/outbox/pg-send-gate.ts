@@ -1,7 +1,8 @@
 // SendGate coordinated through Postgres, so the limits hold across every worker and machine.
 import { pauseLeftMs } from './endless-pause.ts'
 import { keptTurnWait, throttleHoldsMs } from './kept-turn-wait.ts'
-import { pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
+import { reservePacing, takePacing } from './mailbox-pacing.ts'
+import { pauseMailbox } from './mailbox-pause.ts'
 import { owedGiveBack, owedLookupGiveBack } from './owed-give-back.ts'
 import { noteRateAtStart } from './pacing-rate-at-start.ts'
 import type { PgSendGateOptions } from './pg-send-gate-options.ts'

@@ -1,7 +1,7 @@
 // Shared pause reads: sends asking at once about one mailbox's pause share one read of it.
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
-import { mailboxPausedFor } from './mailbox-pacing.ts'
+import { mailboxPausedFor } from './mailbox-pause.ts'
 
 /**
  * Sends asking at once about one mailbox's pause share one read: they then reach the slots

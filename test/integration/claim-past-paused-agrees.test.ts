@@ -1,7 +1,8 @@
 // The claims count a pause as the shared rule does (paused-now.ts) past their hold: MAIL_FROM's (claim_past_paused), the guard, the check of other senders; a throttle within a turn leaves other senders' rows flowing.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
-import { pauseMailbox, takePacing } from '../../src/outbox/mailbox-pacing.ts'
+import { takePacing } from '../../src/outbox/mailbox-pacing.ts'
+import { pauseMailbox } from '../../src/outbox/mailbox-pause.ts'
 import { oweProbe } from '../../src/outbox/owed-probe.ts'
 import { PACING_RATE_KEY } from '../../src/outbox/pacing-rate.ts'
 import { PAUSED_MAILBOXES_NOW } from '../../src/outbox/paused-now.ts'

@@ -1,7 +1,7 @@
 // An interrupted send is looked up in the mailbox it went from, though the row's sender changed since (a redeploy's MAIL_FROM, a template's from_address): never sent a second time from the new one.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { EngineEvent } from '../../src/outbox/events.ts'
-import { pauseMailbox } from '../../src/outbox/mailbox-pacing.ts'
+import { pauseMailbox } from '../../src/outbox/mailbox-pause.ts'
 import { probeAnswered } from '../../src/outbox/owed-probe.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'

@@ -1,7 +1,8 @@
 // MAIL_FROM's pacing turn under the newest worker's longer interval is a turn, not a pause: the claim's guard (sql/0062) counts a pause only.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
-import { pauseMailbox, takePacing } from '../../src/outbox/mailbox-pacing.ts'
+import { takePacing } from '../../src/outbox/mailbox-pacing.ts'
+import { pauseMailbox } from '../../src/outbox/mailbox-pause.ts'
 import { notePacingRate } from '../../src/outbox/pacing-rate.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'

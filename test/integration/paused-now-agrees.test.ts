@@ -2,7 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { createMetrics } from '../../src/api/metrics.ts'
 import { throttleHoldsMs } from '../../src/outbox/kept-turn-wait.ts'
-import { mailboxPausedFor } from '../../src/outbox/mailbox-pacing.ts'
+import { mailboxPausedFor } from '../../src/outbox/mailbox-pause.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
 import { fakeHealth } from '../api/support/fake-health.ts'
 import { appOnDefault } from '../api/support/harness.ts'

@@ -2,7 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { claimBatch } from '../../src/outbox/claim.ts'
-import { pauseMailbox } from '../../src/outbox/mailbox-pacing.ts'
+import { pauseMailbox } from '../../src/outbox/mailbox-pause.ts'
 import { NONE_SENT_FOR_SECONDS } from '../../src/outbox/none-sent-for.ts'
 import { deferPausedRows } from '../../src/outbox/paused-rows.ts'
 import { useTestDb } from '../support/db.ts'

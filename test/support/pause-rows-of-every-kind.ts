@@ -1,5 +1,6 @@
 // The mailbox_pacing rows of every kind the shared pause rule (paused-now.ts) tells apart, for the tests that compare its readers.
-import { pauseMailbox, takePacing } from '../../src/outbox/mailbox-pacing.ts'
+import { takePacing } from '../../src/outbox/mailbox-pacing.ts'
+import { pauseMailbox } from '../../src/outbox/mailbox-pause.ts'
 import { oweProbe } from '../../src/outbox/owed-probe.ts'
 import { mailboxKey as k } from '../../src/outbox/send-gate.ts'
 import type { TestDb } from './db.ts'
