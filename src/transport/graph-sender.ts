@@ -11,10 +11,11 @@ import { classifySendResponse, refusesMailbox } from './graph-outcome.ts'
 import { createGraphReachability, type GraphReachability } from './graph-reachability.ts'
 import { createGraphRequest } from './graph-request.ts'
 import { logSendOutcome } from './graph-send-log.ts'
-import { TOKEN_SLOW_CODE, TOKEN_SLOW_MS, type TokenSource } from './graph-token.ts'
+import type { TokenSource } from './graph-token.ts'
 import type { LookupDatabase, RowMail } from './lookup-match.ts'
 import { noTokenOutcome } from './no-token-outcome.ts'
 import { createSenderMailbox, type SenderMailbox } from './sender-mailbox.ts'
+import { DATABASE_ID_UNREAD, TOKEN_SLOW } from './unsent-outcomes.ts'
 
 export interface GraphSender extends Sender {
   /** Whether a message tagged with `outboxId` is in `from`'s mailbox; see graph-lookup.ts. */
@@ -176,34 +177,6 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
   }
 
   return bound(d.log)
-}
-
-/**
- * A send whose database's id could not be read (the database away since the claim): nothing was
- * asked of Graph, so the row waits uncounted, not ambiguous, and the mailbox is not paused.
- */
-const DATABASE_ID_UNREAD: SendOutcome = {
-  kind: 'retry',
-  code: 'database_id_unread',
-  message: "the database's id (mailer.database_identity) could not be read; nothing was sent",
-  throttled: true,
-  pausesMailbox: false,
-  ambiguous: false,
-}
-
-/**
- * A send whose token request Entra has not answered for TOKEN_SLOW_MS (no cached token serving):
- * nothing was asked of Graph, so the row goes back uncounted and due at once, for a worker that has
- * a token (or this one, once its request ends). A token wait: recorded once per run of waits.
- */
-const TOKEN_SLOW: SendOutcome = {
-  kind: 'retry',
-  code: TOKEN_SLOW_CODE,
-  message: `no Graph token: Entra has not answered this worker's token request within ${TOKEN_SLOW_MS / 1000} s; given back unsent for a worker with a token`,
-  throttled: true,
-  afterMs: 0,
-  pausesMailbox: false,
-  ambiguous: false,
 }
 
 /** The mailbox MAIL_FROM names (configuration checked it at start; as written should it not parse). */
