@@ -56,6 +56,8 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   let credential: { kind: 'certificate' | 'secret'; refused(): boolean } | undefined
   let providerOutage: (() => string | null) | undefined
   let certificate: { thumbprint: string; notAfter: number } | undefined
+  // The transport's timer keeping its token fresh (a worker's only): ended at stop.
+  let stopKeepingFresh = () => {}
   // Metrics need the health monitor, which needs the drainers: bind late.
   let metrics: Metrics | null = null
   const onEvent: EngineEventHandler = (e) => {
@@ -82,6 +84,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       providerOutage = transport.providerOutage
       certificate = transport.certificate
       startDrainers(config, worker, handles, transport, listeners, drainers, onEvent, log)
+      stopKeepingFresh = transport.keepFresh?.() ?? stopKeepingFresh
     }
     // Nothing from here to serve's return awaits: a stop asked during the start begins in this
     // turn (run-until-signalled.ts), before a drainer's first statement answers.
@@ -157,6 +160,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     // A held port is said as a log line too, with its fields: a platform's log search finds it there.
     const refused = listenRefusal(e)
     if (refused) log.error((e as Error).message, { ...refused })
+    stopKeepingFresh()
     await Promise.all(servers.map((s) => s.stop(true)))
     await Promise.all([...drainers.values()].map((d) => d.stop(0)))
     await Promise.all([...listeners.values()].map((l) => l.stop()))
@@ -181,6 +185,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     listeners,
     unrecordedSends,
     stop(reason) {
+      stopKeepingFresh()
       stopped ??= stopServing({
         log,
         graceSeconds: config.worker.shutdownGraceSeconds,

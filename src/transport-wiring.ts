@@ -65,6 +65,11 @@ export interface Transport {
   onTokenCame?(listener: () => void): void
   /** Prepares what the first send would otherwise wait for (Graph: the first token), in the background. */
   warmUp(): void
+  /**
+   * Keeps what sends need fresh with none due (Graph: the token refreshed ahead on a timer, a
+   * refusal met early); returns its end, called at stop. Absent: nothing ages (file, discard).
+   */
+  keepFresh?(): () => void
 }
 
 /** A sender that sends at once: no lookup, no shared limits, nothing to warm up (file, discard, tests). */
@@ -157,6 +162,7 @@ export function createTransport(
             }
           : {}),
         warmUp: graph.warmUp,
+        keepFresh: graph.keepTokenFresh,
       }
     }
   }

@@ -60,6 +60,22 @@ export interface TokenSource {
    * rejects; else null.
    */
   endsOrSlows(): Promise<void> | null
+  /**
+   * Begins the background refresh on a timer too, not only at a send: an idle worker holds a fresh
+   * token and meets a refusal before its cached token's use ends. One timer at a time, armed while
+   * a cached token serves; returns its end (serve's stop). Commands that ask once never call it.
+   */
+  keepFresh(): () => void
+}
+
+/** Calls `fn` once `ms` have passed; returns its cancel. */
+export type SetTimer = (ms: number, fn: () => void) => () => void
+
+/** A real timer that keeps no process alive: a `serve` stopping clears it, any other exits past it. */
+const unrefTimer: SetTimer = (ms, fn) => {
+  const timer = setTimeout(fn, ms)
+  timer.unref()
+  return () => clearTimeout(timer)
 }
 
 interface TokenSourceDeps extends TokenRequest {
@@ -68,6 +84,8 @@ interface TokenSourceDeps extends TokenRequest {
   log: Logger
   /** Told about every token request's result, a failure with its code (metrics). */
   onRefresh?: (outcome: 'success' | 'failure', code?: string) => void
+  /** keepFresh's timer: unrefTimer unless given (a test's, moved by its clock). */
+  setTimer?: SetTimer
 }
 
 export function tokenUrlFor(authorityUrl: string, tenantId: string): string {
@@ -91,6 +109,9 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
   let unproven: { at: number; token?: string } | undefined
   /** The request in flight: `ended` when it settles, `slowed` at TOKEN_SLOW_MS or its end. */
   let watch: { slow: boolean; ended: Promise<void>; slowed: Promise<void> } | undefined
+  /** keepFresh's: whether it is on, and the cancel of its one armed timer. */
+  let keptFresh = false
+  let cancelAhead: (() => void) | undefined
 
   // Counted when asked, whatever the answer.
   const requestToken = () => {
@@ -144,8 +165,42 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
         clearTimeout(timer)
         ended.resolve()
         slowed.resolve()
+        armAhead()
       })
     return inflight
+  }
+
+  /**
+   * The background refresh, begun while the cached token serves and its refresh is due: not while
+   * one is in flight, within a failure's hold-off (a refusal's minute, a Retry-After, the backoff),
+   * nor within BACKGROUND_REFRESH_RETRY_MS of a failure Entra set no wait for (a network error, a 5xx).
+   */
+  function refreshAhead(now: number, signal?: AbortSignal) {
+    if (!cached || now >= cached.usableUntil || now < cached.refreshAt) return
+    const retryLater = failure !== undefined && now - failure.at < BACKGROUND_REFRESH_RETRY_MS
+    if (signal?.aborted || inflight || holdingOff(now) || retryLater) return
+    // Callers keep the valid token; a failure is only logged (and kept: readiness, the registry).
+    refresh().catch(() => {})
+  }
+
+  /** While kept fresh and a cached token serves: a timer at the next moment refreshAhead may ask. */
+  function armAhead() {
+    cancelAhead?.()
+    cancelAhead = undefined
+    if (!keptFresh || inflight || !cached) return
+    const now = monotonicNow(d.clock)
+    const after = failure
+      ? failure.at + Math.max(failure.holdOffMs, BACKGROUND_REFRESH_RETRY_MS)
+      : 0
+    const at = Math.max(cached.refreshAt, after)
+    // Past the use's end a send (or a readiness probe) asks, as at a start: nothing to refresh ahead.
+    if (now >= cached.usableUntil || at >= cached.usableUntil) return
+    cancelAhead = (d.setTimer ?? unrefTimer)(Math.max(0, at - now), () => {
+      cancelAhead = undefined
+      refreshAhead(monotonicNow(d.clock))
+      // Begun: its end arms the next. Not (a timer a little early): again, for what is left.
+      armAhead()
+    })
   }
 
   const holdingOff = (now: number) => failure !== undefined && now - failure.at < failure.holdOffMs
@@ -156,14 +211,7 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       const now = monotonicNow(d.clock)
       // The shared backoff (or Entra's Retry-After, a refusal's cooldown) holds for a background refresh too.
       if (cached && now < cached.usableUntil) {
-        // A background refresh that failed without saying for how long (a network error, a 5xx)
-        // is not tried again at every send while the cached token still serves.
-        const retryLater = failure !== undefined && now - failure.at < BACKGROUND_REFRESH_RETRY_MS
-        const asking = !signal?.aborted && !inflight && !holdingOff(now) && !retryLater
-        if (now >= cached.refreshAt && asking) {
-          // Proactive refresh (refresh_in): callers keep the valid token; a failure is only logged.
-          refresh().catch(() => {})
-        }
+        refreshAhead(now, signal)
         return cached.token
       }
       if (holdingOff(now) && failure) throw failure.error
@@ -204,6 +252,15 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       return cached && monotonicNow(d.clock) < cached.usableUntil ? null : watch.ended
     },
     endsOrSlows: () => watch?.slowed ?? null,
+    keepFresh() {
+      keptFresh = true
+      armAhead()
+      return () => {
+        keptFresh = false
+        cancelAhead?.()
+        cancelAhead = undefined
+      }
+    },
   }
 }
 

@@ -6,7 +6,13 @@ import { entraRefusalHint } from './entra-refusal-hints.ts'
 import { type GraphCredential, loadGraphCredential } from './graph-credential.ts'
 import type { GraphOutageCause } from './graph-outage.ts'
 import { createGraphSender, type GraphSender } from './graph-sender.ts'
-import { createTokenSource, graphScopeFor, type TokenSource, tokenUrlFor } from './graph-token.ts'
+import {
+  createTokenSource,
+  graphScopeFor,
+  type SetTimer,
+  type TokenSource,
+  tokenUrlFor,
+} from './graph-token.ts'
 import type { GraphAuthError } from './graph-token-error.ts'
 
 export interface GraphTransport {
@@ -71,6 +77,11 @@ export interface GraphTransport {
    * for it, and a refused credential shows in readiness before any mail is due. Never throws.
    */
   warmUp(): void
+  /**
+   * Refreshes the token ahead on a timer (TokenSource.keepFresh), sends or none: a worker's, whose
+   * readiness and registry entry then name a refusal before mail stops. Returns its end.
+   */
+  keepTokenFresh(): () => void
 }
 
 /** Throws AppError('config_invalid') for an unreadable PEM, a key that does not match, or an expired certificate. */
@@ -84,6 +95,8 @@ export function createGraphTransport(
     onTokenRefresh?: (outcome: 'success' | 'failure', code?: string) => void
     /** When a token request counts as slow (graph-token.ts TOKEN_SLOW_MS unless given). */
     tokenSlowMs?: number
+    /** keepTokenFresh's timer (graph-token.ts: a real, unref'd one unless given). */
+    setTimer?: SetTimer
   },
 ): GraphTransport {
   // A certificate past its end (or before its start) loads: each token request is refused for it,
@@ -108,6 +121,7 @@ export function createGraphTransport(
     tokenUrl: tokenUrlFor(config.authorityUrl, config.tenantId),
     scope: graphScopeFor(config.apiUrl),
     ...(d.tokenSlowMs !== undefined && { slowMs: d.tokenSlowMs }),
+    ...(d.setTimer && { setTimer: d.setTimer }),
     onRefresh: (outcome, code) => {
       d.onTokenRefresh?.(outcome, code)
       const refusal = outcome === 'failure' ? standingRefusal(tokens) : null
@@ -143,6 +157,7 @@ export function createGraphTransport(
       // A failure is logged and kept by the token source (readiness, the next send's error).
       tokens.getToken().catch(() => {})
     },
+    keepTokenFresh: () => tokens.keepFresh(),
     problem() {
       const refused = refusal(tokens)
       return refused && tokens.servesForMs() === 0 ? refused : null
@@ -204,8 +219,9 @@ function sendBlock(tokens: TokenSource): { refusal: GraphAuthError; forMs: numbe
 function refusal(tokens: TokenSource): string | null {
   const e = standingRefusal(tokens)
   if (e === null) return null
-  // Only a send asks Entra again: with no mail due, a fixed credential would stay reported as
-  // refused. Past the cooldown, a readiness probe asks (one request at a time; never throws).
+  // Once no cached token serves, only a send asks Entra again (the refresh-ahead timer asks while
+  // one serves): with no mail due, a fixed credential would stay reported as refused. Past the
+  // cooldown, a readiness probe asks (one request at a time; never throws).
   if (tokens.refusedForMs() === 0) tokens.getToken().catch(() => {})
   const hint = entraRefusalHint(e.code)
   return `graph token refused: ${e.code}${hint ? `: ${hint}` : ''} (fix the app registration or credential)`

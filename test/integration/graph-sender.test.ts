@@ -6,7 +6,7 @@ import { SignJWT } from 'jose'
 import type { Clock } from '../../src/clock.ts'
 import type { GraphConfig } from '../../src/config/graph-settings.ts'
 import { loadConfig } from '../../src/config.ts'
-import { createLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import type { OutboundMail } from '../../src/outbox/sender.ts'
 import {
   type AssertionAlgorithm,
@@ -20,6 +20,7 @@ import { createGraphSender } from '../../src/transport/graph-sender.ts'
 import {
   createTokenSource,
   graphScopeFor,
+  type SetTimer,
   type TokenSource,
   tokenUrlFor,
 } from '../../src/transport/graph-token.ts'
@@ -50,11 +51,27 @@ beforeAll(async () => {
 
 class ManualClock implements Clock {
   constructor(private t = Date.now()) {}
+  /** setTimer's timers, each run by the advance that reaches its time. */
+  private timers = new Set<{ at: number; fn: () => void }>()
   now = () => this.t
   sleep = async () => {}
-  advance(ms: number) {
+  setTimer: SetTimer = (ms, fn) => {
+    const timer = { at: this.t + ms, fn }
+    this.timers.add(timer)
+    return () => this.timers.delete(timer)
+  }
+  /** Moves time without running the timers it reaches (a busy event loop runs them late). */
+  step(ms: number) {
     this.t += ms
   }
+  advance(ms: number) {
+    this.t += ms
+    for (const timer of [...this.timers].sort((a, b) => a.at - b.at)) {
+      if (timer.at > this.t || !this.timers.delete(timer)) continue
+      timer.fn()
+    }
+  }
+  armed = () => this.timers.size
 }
 
 let fakes: FakeGraph[] = []
@@ -247,6 +264,131 @@ describe('token source', () => {
     s.clock.advance(300_000)
     expect(await s.tokens.getToken()).not.toBe(first)
     expect(s.fake.tokenRequests).toHaveLength(2)
+  })
+
+  test('kept fresh, an idle token source (no send at all) refreshes ahead on its timer: one request per token life, none while a send began it, none once stopped', async () => {
+    const clock = new ManualClock()
+    const fake = await startFakeGraph({ certificates: [cert.certPem], now: clock.now })
+    fakes.push(fake)
+    const config = baseConfig(fake)
+    const tokens = createTokenSource({
+      fetch,
+      clock,
+      log: createLogger('error', () => {}),
+      tokenUrl: tokenUrlFor(config.authorityUrl, config.tenantId),
+      clientId: config.clientId,
+      scope: graphScopeFor(config.apiUrl),
+      credential: certificateCredential({
+        certPem: cert.certPem,
+        keyPem: cert.keyPem,
+        algorithm: 'PS256',
+        now: clock.now(),
+      }),
+      setTimer: clock.setTimer,
+    })
+    const stop = tokens.keepFresh()
+    // Nothing cached yet: no timer (the start's warm-up asks, as here).
+    expect(clock.armed()).toBe(0)
+    const first = await tokens.getToken()
+    // Entra's usual 3599 s: refreshed ahead from 3000 s on (5 minutes before its use ends at 3299 s).
+    clock.advance(2999_000)
+    expect(fake.tokenRequests).toHaveLength(1)
+    clock.advance(1_000)
+    // The timer begins the request at once (none in flight: nothing to wait for).
+    await until(() => tokens.endsOrSlows() === null, 'the timer’s refresh')
+    expect(fake.tokenRequests).toHaveLength(2)
+    expect(await tokens.getToken()).not.toBe(first)
+    // Idle for 10 hours: one request per 50 minutes of use, each at its token's refresh time.
+    for (let minute = 0; minute < 600; minute++) {
+      clock.advance(60_000)
+      // Entra answers within the minute: each request ends before the clock moves on.
+      await until(() => tokens.endsOrSlows() === null, 'the request’s end')
+    }
+    expect(clock.armed()).toBe(1)
+    expect(fake.tokenRequests).toHaveLength(2 + 12)
+    // A send begins the refresh before the timer runs: the timer, run while it is in flight, asks nothing more.
+    const asked = fake.tokenRequests.length
+    clock.step(3000_000)
+    fake.setFaults({ latencyMs: 50 })
+    expect(await tokens.getToken()).toBeString()
+    expect(tokens.endsOrSlows()).not.toBeNull()
+    clock.advance(0)
+    await until(() => tokens.endsOrSlows() === null, 'the send’s refresh')
+    expect(fake.tokenRequests).toHaveLength(asked + 1)
+    expect(clock.armed()).toBe(1)
+    // Stopped: no timer left, and none armed by a later token.
+    stop()
+    expect(clock.armed()).toBe(0)
+    clock.advance(3600_000)
+    await tokens.getToken()
+    expect(clock.armed()).toBe(0)
+  })
+
+  test('kept fresh, a worker with no sends meets a refusal before its cached token’s use ends: readiness and the registry say it, Entra asked again only past the refusal’s minute', async () => {
+    const clock = new ManualClock()
+    const fake = await startFakeGraph({ certificates: [cert.certPem], now: clock.now })
+    fakes.push(fake)
+    const refreshes: string[] = []
+    let refusalChanges = 0
+    const transport = createGraphTransport(
+      { ...baseConfig(fake), certificate: cert.certPem, privateKey: cert.keyPem },
+      FROM,
+      {
+        fetch,
+        clock,
+        log: createLogger('error', () => {}),
+        onTokenRefresh: (outcome, code) => refreshes.push(`${outcome} ${code ?? ''}`.trim()),
+        setTimer: clock.setTimer,
+      },
+    )
+    transport.onCredentialRefusalChanged(() => refusalChanges++)
+    const stop = transport.keepTokenFresh()
+    transport.warmUp()
+    await until(() => refreshes.length === 1, 'the warm-up token')
+    // The credential is revoked in Entra; no row is due for the rest of the hour.
+    const refused = { status: 401, error: 'invalid_client', aadsts: 700027 }
+    fake.setFaults({ token: Array.from({ length: 10 }, () => refused) })
+    clock.advance(3000_000)
+    await until(() => transport.tokens.endsOrSlows() === null, 'the refused refresh ahead')
+    expect(refreshes).toEqual(['success', 'failure AADSTS700027'])
+    const refusal =
+      'graph token refused: AADSTS700027: the certificate is not registered on the app: upload GRAPH_CERTIFICATE to the app registration (fix the app registration or credential)'
+    // 299 s before the mail would stop: a warning (readiness), the registry's note, nothing blocked.
+    expect(transport.problem()).toBeNull()
+    expect(transport.warning()).toBe(
+      `${refusal}; sends go on with the cached token until ${new Date(clock.now() + 299_000).toISOString()}`,
+    )
+    expect(refusalChanges).toBe(1)
+    expect(transport.credentialRefusal()).toEqual({
+      code: 'AADSTS700027',
+      forMs: 0,
+      servesForMs: 299_000,
+    })
+    expect(transport.blockedForMs()).toBe(0)
+    // The refusal's minute holds the timer too: asked again at 60 s, not before.
+    clock.advance(59_000)
+    expect(fake.tokenRequests).toHaveLength(2)
+    clock.advance(1_000)
+    await until(() => transport.tokens.endsOrSlows() === null, 'the refusal asked again')
+    expect(fake.tokenRequests).toHaveLength(3)
+    expect(refreshes).toEqual(['success', 'failure AADSTS700027', 'failure AADSTS700027'])
+    stop()
+  })
+
+  test('only Graph keeps a token fresh on a timer: file and discard have nothing to refresh (serve arms it for a worker, never for --role api)', async () => {
+    const fake = await startFakeGraph({ certificates: [cert.certPem] })
+    fakes.push(fake)
+    const env = { ...graphEnvFor(fake), MAIL_FROM: FROM, GRAPH_CLIENT_SECRET: 'right' }
+    const graph = createTransport(loadConfig(env, { requireDatabase: false }), silentLogger)
+    expect(graph.keepFresh).toBeFunction()
+    graph.keepFresh?.()()
+    for (const other of [{ MAIL_TRANSPORT: 'discard' }, { MAIL_TRANSPORT: 'file' }]) {
+      const t = createTransport(
+        loadConfig({ ...env, ...other }, { requireDatabase: false }),
+        silentLogger,
+      )
+      expect(t.keepFresh).toBeUndefined()
+    }
   })
 
   test('a caller giving up does not cancel the refresh others wait for', async () => {

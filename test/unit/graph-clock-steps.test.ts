@@ -37,6 +37,7 @@ function tokens(): TokenSource {
     servesForMs: () => 0,
     slowRequest: () => null,
     endsOrSlows: () => null,
+    keepFresh: () => () => {},
   }
 }
 
