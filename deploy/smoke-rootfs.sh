@@ -122,7 +122,7 @@ if [ -z "$db_url" ]; then
   [ -n "$db_url" ] || die "embedded Postgres did not report its URL in 60 s"
 fi
 
-port=$(bun -e "import { freePort } from '$repo/src/embedded-postgres.ts'; console.log(await freePort())")
+port=$(bun -e "import { freePort } from '$repo/src/embedded-postgres/free-port.ts'; console.log(await freePort())")
 jwt_secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # The image's own ENV (the Dockerfile's runtime stage), as NAME=value lines.
 image_env_lines=$(bun -e "
