@@ -6,6 +6,7 @@ import {
   cancelAwaitsLookup,
   cancelRecorded,
 } from './cancel-wins.ts'
+import { notSentBeforeExpiry } from './earlier-interrupted.ts'
 import { expiredUnresolved } from './expired-unresolved.ts'
 import { kindLit } from './history-kind.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
@@ -101,7 +102,7 @@ export function expirySweep(s: ExpirySweep) {
              last_error_code = case when ${cancelRecorded} then 'cancelled' else 'expired' end,
              last_error = case when ${cancelUnlooked} then ${sql.lit(CANCELLED_UNLOOKED)}
                                when ${cancelRecorded} then ${CANCELLED_BEFORE_SEND}
-                               when o.send_started_at is null then 'not sent before expiresAt'
+                               when o.send_started_at is null then ${notSentBeforeExpiry}
                                else ${expiredUnresolved()} end
         from unnest(array(select id from expiring_locked)) as l(id)
        where o.id = l.id and o.status = 'pending'

@@ -1,7 +1,7 @@
 // A batch of settlements as settleLeases' input rows: one array parameter a column, the provider's texts made storable.
 import { sql } from 'kysely'
+import { NOT_SENT_BEFORE_EXPIRY } from './earlier-interrupted.ts'
 import type { SettleItem, Settlement } from './settle-item.ts'
-import { NOT_SENT_BEFORE_EXPIRY } from './settle-last-error.ts'
 import type { Fit } from './storable-in-encoding.ts'
 
 /** The input rows (id, token, kind, code, message, …) of `items`, each column one unnest array. */

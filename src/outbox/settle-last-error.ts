@@ -1,6 +1,7 @@
 // How a settled lease's last_error is worded (settleLeases): by its verdict, naming any send that may have delivered the row.
 import { sql } from 'kysely'
 import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED } from './cancel-wins.ts'
+import { notSentBeforeExpiry } from './earlier-interrupted.ts'
 import { expiredUnresolved } from './expired-unresolved.ts'
 import { LOOKUP_TOO_EARLY_CODE } from './lookup-grace.ts'
 import { endsASend } from './lookup-stop.ts'
@@ -12,7 +13,6 @@ import {
 } from './resent-unverified.ts'
 import { boundPassed } from './settle-entry-kind.ts'
 
-export const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
 /**
  * The suffix of an out-of-attempts error whose last attempt's send left it ambiguous: that send's,
  * or, resent unverified (Settlement resentUnverified), the earlier interrupted send's, and this
@@ -61,8 +61,9 @@ export const settledLastError = sql`case l.verdict
                  then 'still throttled at its expiresAt: ' || coalesce(i.message, '') || ${INTERRUPTED_MAY_HAVE_DELIVERED}
                  -- Its interrupted send looked up and not found (expired-interrupted.ts).
                  when i.kind = 'expired' and i.message is not null then i.message
+                 -- Unsent, unmarked: an earlier interrupted send its history holds is named.
                  when not i.ambiguous and (i.kind <> 'expired' or o.send_started_at is null)
-                 then ${NOT_SENT_BEFORE_EXPIRY}
+                 then ${notSentBeforeExpiry}
                  else ${expiredUnresolved()} end
                -- Its own word (cancelled-interrupted.ts); an interrupted send left unresolved is named.
                when 'cancelled' then case when i.kind = 'cancelled' and i.message is not null then i.message

@@ -1,0 +1,123 @@
+// A row retried after its interrupted send was held (ambiguous_send) and then expired names that send: it may have gone once.
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
+import { settleLeases } from '../../src/outbox/settle.ts'
+import type { Settlement } from '../../src/outbox/settle-item.ts'
+import { startSends } from '../../src/outbox/start-send.ts'
+import { useTestDb } from '../support/db.ts'
+import { enqueue, rowOf } from '../support/engine.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+
+const claim = () =>
+  claimBatch(t.db, { limit: 1, workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 }).then(
+    (c) => c.leases,
+  )
+const settleParams = { workerId: 'w1', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86400 }
+const settleOne = (id: string, token: string, settlement: Settlement) =>
+  settleLeases(t.db, [{ id, token, settlement, startedAt: null }], settleParams)
+const inOneHour = () => ({ expiresAt: new Date(Date.now() + 3600_000).toISOString() })
+/** Its expiresAt passes now (database time), as if an hour had gone by. */
+const expireNow = (id: string) =>
+  t.pool.query(
+    `update mailer.email_outbox set expires_at = now() - interval '1 second',
+            send_at = least(send_at, now() - interval '2 seconds') where id = $1`,
+    [id],
+  )
+const lastEntry = async (id: string) =>
+  (
+    await t.pool.query(
+      `select outcome, error_code, error from mailer.email_attempts
+        where outbox_id = $1 order by id desc limit 1`,
+      [id],
+    )
+  ).rows[0]
+
+/** The words an expiry writes on a row whose history holds an interrupted send nobody resolved. */
+const MAY_HAVE_GONE =
+  'not sent again before expiresAt; an earlier interrupted send may have delivered it'
+
+/** Row `id`'s first send interrupted (its worker stopped mid-send, reclaimed), then claimed again: that lease. */
+async function interruptedThenClaimed(id: string) {
+  const [first] = await claim()
+  await startSends(t.db, [first!])
+  await t.pool.query(
+    `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+    [id],
+  )
+  await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+  const [again] = await claim()
+  expect(again?.ambiguous).toBe(true)
+  return again!
+}
+
+/**
+ * A row whose first send was interrupted, held for review (AMBIGUOUS_SEND_POLICY=hold, no lookup:
+ * failed ambiguous_send, its mark cleared, as interrupted-send.ts settles it) and retried through
+ * the API (requeue.ts: it is sent, not looked up), now pending again.
+ */
+async function heldThenRetried(options: Record<string, unknown> = inOneHour()) {
+  const id = await enqueue(t, undefined, options)
+  const again = await interruptedThenClaimed(id)
+  await settleOne(id, again.token, {
+    kind: 'failed',
+    code: 'ambiguous_send',
+    message:
+      'a previous send was interrupted and may have been delivered; held for review (retry it to send)',
+  })
+  expect(await rowOf(t, id)).toMatchObject({
+    status: 'failed',
+    last_error_code: 'ambiguous_send',
+    send_started_at: null,
+  })
+  expect(await requeueOutboxRow(t.db, id, null)).not.toBeNull()
+  return id
+}
+
+describe('a row retried after its interrupted send was held, then expired', () => {
+  test('failed by the expiry sweep, it says that earlier send may have delivered it', async () => {
+    const id = await heldThenRetried()
+    await expireNow(id)
+    const r = await reclaimExpired(t.db, {
+      defaultMaxAttempts: 3,
+      sweep: { workerId: 'w1', limit: 500 },
+    })
+    expect(r.swept.map((s) => s.id)).toEqual([id])
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      last_error_code: 'expired',
+      last_error: MAY_HAVE_GONE,
+    })
+    expect(await lastEntry(id)).toEqual({
+      outcome: 'expired',
+      error_code: 'expired',
+      error: MAY_HAVE_GONE,
+    })
+  })
+
+  test('found expired by a claim, it says so too', async () => {
+    const id = await heldThenRetried()
+    await expireNow(id)
+    const [lease] = await claim()
+    expect(lease?.id).toBe(id)
+    await settleOne(id, lease!.token, { kind: 'expired' })
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      last_error_code: 'expired',
+      last_error: MAY_HAVE_GONE,
+    })
+    expect((await lastEntry(id)).error).toBe(MAY_HAVE_GONE)
+  })
+
+  test('a row whose history holds no such send still reads not sent', async () => {
+    const id = await enqueue(t, undefined, inOneHour())
+    await expireNow(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep: { workerId: 'w1', limit: 500 } })
+    expect(await rowOf(t, id)).toMatchObject({ last_error: 'not sent before expiresAt' })
+  })
+})
