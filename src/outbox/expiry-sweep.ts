@@ -1,12 +1,7 @@
 // The expiry sweep: pending rows past their expiresAt fail with code expired (or end cancelled), as CTEs of the reclaim statement.
 import { sql } from 'kysely'
-import {
-  CANCELLED_BEFORE_SEND,
-  CANCELLED_UNLOOKED,
-  cancelAwaitsLookup,
-  cancelRecorded,
-} from './cancel-wins.ts'
-import { notSentBeforeExpiry } from './earlier-interrupted.ts'
+import { CANCELLED_UNLOOKED, cancelAwaitsLookup, cancelRecorded } from './cancel-wins.ts'
+import { cancelledBeforeSend, notSentBeforeExpiry } from './earlier-interrupted.ts'
 import { expiredUnresolved } from './expired-unresolved.ts'
 import { kindLit } from './history-kind.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
@@ -101,7 +96,7 @@ export function expirySweep(s: ExpirySweep) {
              attempts = o.attempts + ${counted}::int,
              last_error_code = case when ${cancelRecorded} then 'cancelled' else 'expired' end,
              last_error = case when ${cancelUnlooked} then ${sql.lit(CANCELLED_UNLOOKED)}
-                               when ${cancelRecorded} then ${CANCELLED_BEFORE_SEND}
+                               when ${cancelRecorded} then ${cancelledBeforeSend}
                                when o.send_started_at is null then ${notSentBeforeExpiry}
                                else ${expiredUnresolved()} end
         from unnest(array(select id from expiring_locked)) as l(id)

@@ -1,6 +1,7 @@
 // The reclaim's one statement: expired leases' rows updated as reclaim-decisions.ts decides, with their history, the next lease end, and the registry beat, expiry sweep and stale probes it carries.
 import { sql } from 'kysely'
 import { CANCELLED_LOOKUP_STOPPED } from './cancel-wins.ts'
+import { EARLIER_SEND_MAY_HAVE_DELIVERED, earlierInterrupted } from './earlier-interrupted.ts'
 import { type ExpirySweep, expirySweep } from './expiry-sweep.ts'
 import { beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
 import { kindLit } from './history-kind.ts'
@@ -13,6 +14,9 @@ import {
 } from './lookup-stop.ts'
 import { EXPIRED_LOOKUP_STOPPED, reclaimDecisions } from './reclaim-decisions.ts'
 import { type StaleProbes, staleProbeClear } from './stale-probes.ts'
+
+/** The last_error of a row whose cancel was recorded while its worker, since stopped, held it before sending. */
+const CANCELLED_STOPPED = 'cancelled before the send started (the worker holding the lease stopped)'
 
 export interface ReclaimParams {
   defaultMaxAttempts: number
@@ -113,8 +117,10 @@ export function reclaimStatement(p: ReclaimParams) {
                              else o.attempts - ${d.lookupOnly}::int end,
              last_error_code = case when ${d.cancelled} or ${d.lookupsEnd} then 'cancelled'
                                     when ${d.expiredLookupEnds} then 'expired' else 'lease_expired' end,
-             last_error = case when ${d.cancelled}
-                               then 'cancelled before the send started (the worker holding the lease stopped)'
+             -- An unmarked row whose history holds an interrupted send (earlier-interrupted.ts) names it.
+             last_error = case when ${d.cancelled} and ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
+                               then ${sql.lit(`${CANCELLED_STOPPED}${EARLIER_SEND_MAY_HAVE_DELIVERED}`)}
+                               when ${d.cancelled} then ${sql.lit(CANCELLED_STOPPED)}
                                when ${d.lookupsEnd} then ${CANCELLED_LOOKUP_STOPPED}
                                when ${d.expiredLookupEnds} then ${EXPIRED_LOOKUP_STOPPED}
                                when ${d.cancelLookup} then ${CANCEL_LOOKUP_STOPPED}

@@ -1,7 +1,7 @@
 // How a settled lease's last_error is worded (settleLeases): by its verdict, naming any send that may have delivered the row.
 import { sql } from 'kysely'
-import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED } from './cancel-wins.ts'
-import { notSentBeforeExpiry } from './earlier-interrupted.ts'
+import { CANCELLED_UNRESOLVED } from './cancel-wins.ts'
+import { cancelledBeforeSend, notSentBeforeExpiry } from './earlier-interrupted.ts'
 import { expiredUnresolved } from './expired-unresolved.ts'
 import { LOOKUP_TOO_EARLY_CODE } from './lookup-grace.ts'
 import { endsASend } from './lookup-stop.ts'
@@ -68,7 +68,7 @@ export const settledLastError = sql`case l.verdict
                -- Its own word (cancelled-interrupted.ts); an interrupted send left unresolved is named.
                when 'cancelled' then case when i.kind = 'cancelled' and i.message is not null then i.message
                                           when i.ambiguous then ${CANCELLED_UNRESOLVED}
-                                          else ${CANCELLED_BEFORE_SEND} end
+                                          else ${cancelledBeforeSend} end
                when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
                                          || ${INTERRUPTED_MAY_HAVE_DELIVERED}
                -- An interrupted last send is named alike whether it went unlooked (lookups off) or

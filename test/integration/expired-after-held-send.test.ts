@@ -1,5 +1,6 @@
-// A row retried after its interrupted send was held (ambiguous_send) and then expired names that send: it may have gone once.
+// A row retried after its interrupted send was held (ambiguous_send) that then expires or is cancelled unsent names that send: it may have gone once.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
@@ -37,6 +38,12 @@ const lastEntry = async (id: string) =>
       [id],
     )
   ).rows[0]
+
+/** Row `id` ended `status`, `code`, its lastError and its last history entry's error `words`. */
+async function endsSaying(id: string, status: string, code: string, words: string) {
+  expect(await rowOf(t, id)).toMatchObject({ status, last_error_code: code, last_error: words })
+  expect((await lastEntry(id)).error).toBe(words)
+}
 
 /** The words an expiry writes on a row whose history holds an interrupted send nobody resolved. */
 const MAY_HAVE_GONE =
@@ -106,12 +113,7 @@ describe('a row retried after its interrupted send was held, then expired', () =
     const [lease] = await claim()
     expect(lease?.id).toBe(id)
     await settleOne(id, lease!.token, { kind: 'expired' })
-    expect(await rowOf(t, id)).toMatchObject({
-      status: 'failed',
-      last_error_code: 'expired',
-      last_error: MAY_HAVE_GONE,
-    })
-    expect((await lastEntry(id)).error).toBe(MAY_HAVE_GONE)
+    await endsSaying(id, 'failed', 'expired', MAY_HAVE_GONE)
   })
 
   test('a row whose history holds no such send still reads not sent', async () => {
@@ -120,4 +122,49 @@ describe('a row retried after its interrupted send was held, then expired', () =
     await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep: { workerId: 'w1', limit: 500 } })
     expect(await rowOf(t, id)).toMatchObject({ last_error: 'not sent before expiresAt' })
   })
+})
+
+describe('a row retried after its interrupted send was held, then cancelled', () => {
+  const CANCELLED_MAY_HAVE_GONE =
+    'cancelled before the send started; an earlier interrupted send may have delivered it'
+
+  test('by its worker (the cancel recorded while it held the row), it names that earlier send', async () => {
+    const id = await heldThenRetried()
+    const [lease] = await claim()
+    expect(await cancelOutboxRow(t.db, id, null)).toMatchObject({ status: 'sending' })
+    await settleOne(id, lease!.token, { kind: 'cancelled' })
+    await endsSaying(id, 'cancelled', 'cancelled', CANCELLED_MAY_HAVE_GONE)
+  })
+
+  test('by the expiry sweep (its cancel recorded, the row pending), so does it', async () => {
+    const id = await heldThenRetried()
+    // As the sweep finds a row whose cancel was accepted while a worker held it, given back
+    // pending (expiry-sweep.ts): a recorded cancel wins over its expiry.
+    await t.pool.query('update mailer.email_outbox set cancel_requested_at = now() where id = $1', [
+      id,
+    ])
+    await expireNow(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep: { workerId: 'w1', limit: 500 } })
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'cancelled',
+      last_error: CANCELLED_MAY_HAVE_GONE,
+    })
+  })
+})
+
+test('a row retried after its held send, cancelled while claimed and reclaimed after its worker stopped, names that earlier send', async () => {
+  const id = await heldThenRetried()
+  await claim()
+  expect(await cancelOutboxRow(t.db, id, null)).toMatchObject({ status: 'sending' })
+  await t.pool.query(
+    `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+    [id],
+  )
+  await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+  await endsSaying(
+    id,
+    'cancelled',
+    'cancelled',
+    'cancelled before the send started (the worker holding the lease stopped); an earlier interrupted send may have delivered it',
+  )
 })
