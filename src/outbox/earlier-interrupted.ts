@@ -1,4 +1,4 @@
-// Whether a row without an interrupted send's mark still has one in its history that nothing resolved, and the words of an expiry or a cancel that must then name it.
+// Whether a row without an interrupted send's mark still has one in its history that nothing resolved, and the words of an unsent ending (expiry, cancel, failure) that must then name it.
 import { type RawBuilder, sql } from 'kysely'
 import { CANCELLED_BEFORE_SEND } from './cancel-wins.ts'
 

@@ -1,7 +1,12 @@
 // How a settled lease's last_error is worded (settleLeases): by its verdict, naming any send that may have delivered the row.
 import { sql } from 'kysely'
 import { CANCELLED_UNRESOLVED } from './cancel-wins.ts'
-import { cancelledBeforeSend, notSentBeforeExpiry } from './earlier-interrupted.ts'
+import {
+  cancelledBeforeSend,
+  EARLIER_SEND_MAY_HAVE_DELIVERED,
+  earlierInterrupted,
+  notSentBeforeExpiry,
+} from './earlier-interrupted.ts'
 import { expiredUnresolved } from './expired-unresolved.ts'
 import { LOOKUP_TOO_EARLY_CODE } from './lookup-grace.ts'
 import { endsASend } from './lookup-stop.ts'
@@ -74,13 +79,21 @@ export const settledLastError = sql`case l.verdict
                -- An interrupted last send is named alike whether it went unlooked (lookups off) or
                -- its lookup could not tell.
                when 'exhausted' then 'attempts exhausted; last error: ' || case
-                 when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
+                 when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_SEND_MAY_HAVE_DELIVERED}
+                   -- Its last send answered for sure: an interrupted send its history holds is named.
+                   when ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
+                   then ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else '' end
                  when i.ambiguous then coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ${LOOKED_UP_MAY_HAVE_DELIVERED}
                  else coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ' (that send was looked up and not found: not sent)' end
                -- A retry of an unverified resend names the send that may have delivered it, as its
                -- failure would: read back (resentOfLastSend) once a lookup after it cannot tell.
                when 'retry' then i.message || case when i.resent is not null then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
                -- A refused unverified resend (Settlement resentUnverified) names the earlier send.
+               -- Any other failure of an unmarked row (a refusal, its template gone) names an
+               -- interrupted send its history holds (earlier-interrupted.ts); a new hold names its own.
                when 'failed' then i.message || case when i.kind = 'failed' and i.resent = 'earlier'
-                                                    then ${EARLIER} else '' end
+                                                    then ${EARLIER}
+                                                    when not i.ambiguous and i.code <> 'ambiguous_send'
+                                                         and ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
+                                                    then ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else '' end
                else i.message end`

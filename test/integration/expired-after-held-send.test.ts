@@ -1,4 +1,4 @@
-// A row retried after its interrupted send was held (ambiguous_send) that then expires or is cancelled unsent names that send: it may have gone once.
+// A row retried after its interrupted send was held (ambiguous_send) that then ends unsent (expired, cancelled, failed) names that send: it may have gone once.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
@@ -44,6 +44,9 @@ async function endsSaying(id: string, status: string, code: string, words: strin
   expect(await rowOf(t, id)).toMatchObject({ status, last_error_code: code, last_error: words })
   expect((await lastEntry(id)).error).toBe(words)
 }
+
+/** How a failure's own words end on such a row. */
+const EARLIER = '; an earlier interrupted send may have delivered it'
 
 /** The words an expiry writes on a row whose history holds an interrupted send nobody resolved. */
 const MAY_HAVE_GONE =
@@ -167,4 +170,31 @@ test('a row retried after its held send, cancelled while claimed and reclaimed a
     'cancelled',
     'cancelled before the send started (the worker holding the lease stopped); an earlier interrupted send may have delivered it',
   )
+})
+
+test('a row retried after its held send that then fails for good unsent (its template gone) names that earlier send', async () => {
+  const id = await heldThenRetried()
+  const [lease] = await claim()
+  await settleOne(id, lease!.token, {
+    kind: 'failed',
+    code: 'template_not_found',
+    message: 'template "welcome" not found',
+  })
+  await endsSaying(id, 'failed', 'template_not_found', `template "welcome" not found${EARLIER}`)
+})
+
+test('a row retried after its held send that then runs out of attempts, each send answered for sure, names that earlier send', async () => {
+  const id = await heldThenRetried()
+  await t.pool.query('update mailer.email_outbox set max_attempts = 1 where id = $1', [id])
+  const [lease] = await claim()
+  await startSends(t.db, [lease!])
+  await settleOne(id, lease!.token, {
+    kind: 'retry',
+    code: 'http_500',
+    message: 'http_500',
+    delayMs: 0,
+    throttled: false,
+    ambiguous: false,
+  })
+  await endsSaying(id, 'failed', 'http_500', `attempts exhausted; last error: http_500${EARLIER}`)
 })
