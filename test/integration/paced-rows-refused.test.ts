@@ -3,7 +3,9 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { pacedRowsBlocked } from '../../src/outbox/paced-rows-blocked.ts'
 import { pendingLastErrors } from '../../src/outbox/pending-last-errors.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { generateTestCertificate } from '../support/fake-graph.ts'
@@ -14,6 +16,8 @@ import { type OutageRun, startOutage } from '../support/token-outage.ts'
 setDefaultTimeout(60_000)
 
 const t = useTestDb({ resetEach: true })
+// Engines a test left running (one that timed out) stopped before the next test and the database's drop.
+const ended = endedAfterEach()
 
 /** An expired client secret: the refusal an operator meets when one runs out. */
 const EXPIRED = { status: 401, error: 'invalid_client', aadsts: 7000222 }
@@ -259,17 +263,38 @@ const NOTE = 'update mailer.workers w'
 /** A beat of the worker's entry (heartbeat.ts registryBeat: an idle worker's rides on the reclaim). */
 const BEAT = 'insert into mailer.workers'
 
-// The second: b's note fails (its database away a moment), and its next beat writes the refusal.
-for (const bNoteFails of [false, true])
-  test(`two workers refused at once, each asking before the other’s note landed: once both ${bNoteFails ? 'refusals are written (one by a beat, its note failed)' : 'notes land'}, the turns are given up, not left to the next block`, async () => {
+/** A mark of the due rows a block holds (waiting-rows.ts), made before each ask of a block. */
+const MARK = 'max(id) from mailer.email_outbox'
+/** Each latch's bound: what it waits for comes within a statement or a beat (b's: 1 s). */
+const LATCH_MS = 10_000
+
+// The second and third: b's note fails (its database away a moment), and its next beat writes the
+// refusal. In the third, a's note lands before a's own first ask begins (its mark held until then):
+// a asks once, after its note, where in the second its note lands while it asks, and it asks again.
+for (const [bNoteFails, aNotedFirst] of [
+  [false, false],
+  [true, false],
+  [true, true],
+] as const)
+  test(`two workers refused at once, each asking before the other’s note landed: once both ${bNoteFails ? 'refusals are written (one by a beat, its note failed)' : 'notes land'}, the turns are given up, not left to the next block${aNotedFirst ? ' (a’s note landed before its own ask)' : ''}`, async () => {
     await turnsReserved(3)
     // One secret on both machines, refused by Entra at the same moment (a deploy of a mistyped one).
     let refusal: { code: string; forMs: number } | null = null
     const block = { code: 'AADSTS7000222', message: 'invalid_client: AADSTS7000222: expired' }
-    const asked = { a: Promise.withResolvers<void>(), b: Promise.withResolvers<void>() }
-    const noted = { a: Promise.withResolvers<void>(), b: Promise.withResolvers<void>() }
-    const askedAgain = { a: Promise.withResolvers<void>(), b: Promise.withResolvers<void>() }
-    const asks = { a: 0, b: 0 }
+    // Every statement held here waits with a bound, named should it run out; all go at the end.
+    const latches = boundedLatches(LATCH_MS)
+    const asked = {
+      a: latches.make('a’s first ask answered'),
+      b: latches.make('b’s first ask answered'),
+    }
+    const noted = {
+      a: latches.make('a’s note landed'),
+      b: latches.make('b’s note landed or failed'),
+    }
+    // a's ask begun once its own note had landed, answered: a's last ask before b's refusal is
+    // written, the first (its note landed before it began) or the one its note's landing owed.
+    const askedAfterNote = latches.make('a’s ask after its own note answered')
+    const landed = { a: false, b: false }
     const engines: TestEngine[] = []
     const listeners: (() => void)[] = []
     for (const [me, other] of [
@@ -280,25 +305,31 @@ for (const bNoteFails of [false, true])
       // then reads the other's entry as not refused.
       const fails = bNoteFails && me === 'b'
       const db = throughQueries(t, async (run, text) => {
-        if (text.includes(NOTE)) await asked[other].promise
+        if (text.includes(NOTE)) await asked[other].wait()
         if (fails && text.includes(NOTE)) {
           noted[me].resolve()
           throw new Error('forced: the note did not reach the database')
         }
         // b's beat writes its refusal once a's ask after its own note has answered (b read working).
-        if (fails && refusal !== null && text.includes(BEAT)) await askedAgain.a.promise
+        if (fails && refusal !== null && text.includes(BEAT)) await askedAfterNote.wait()
+        if (aNotedFirst && me === 'a' && refusal !== null && text.includes(MARK))
+          await noted.a.wait()
+        const afterNote = landed[me]
         const answer = await run()
         if (text.includes(ASK)) asked[me].resolve()
-        if (text.includes(ASK) && ++asks[me] === 2) askedAgain[me].resolve()
-        if (text.includes(NOTE)) noted[me].resolve()
+        if (text.includes(ASK) && me === 'a' && afterNote) askedAfterNote.resolve()
+        if (text.includes(NOTE)) {
+          landed[me] = true
+          noted[me].resolve()
+        }
         return answer
       })
       engines.push(
         createTestEngine(t, {
           // No beat within the test (an idle worker's comes once per lease), no backstop poll.
-          // b's beat, whose note failed, within 3 s (an idle worker beats once per lease length).
+          // b's beat, whose note failed, within 1 s (an idle worker beats once per lease length).
           config: fails
-            ? { listenMode: 'poll', leaseSeconds: 3, heartbeatSeconds: 1 }
+            ? { listenMode: 'poll', leaseSeconds: 1, heartbeatSeconds: 1 }
             : { listenMode: 'poll', leaseSeconds: 300, heartbeatSeconds: 100 },
           workerId: `${me}:1:abcdef`,
           deps: {
@@ -311,6 +342,8 @@ for (const bNoteFails of [false, true])
         }),
       )
     }
+    // Stopped after the test too, should it end before its own stop (a timeout).
+    ended.engines.push(...engines)
     try {
       for (const e of engines) await e.start()
       await pollUntil(async () =>
@@ -319,19 +352,27 @@ for (const bNoteFails of [false, true])
       refusal = { code: 'AADSTS7000222', forMs: 0 }
       for (const l of listeners) l()
       for (const e of engines) e.drainer.wake()
-      await Promise.all([noted.a.promise, noted.b.promise])
-      // Both entries note the refusal (b's once its beat wrote it): status says every worker is refused.
-      await pollUntil(async () =>
-        (await liveStats(t.db, null)).credentialRefused?.workers === 2 ? true : undefined,
+      await Promise.all([noted.a.wait(), noted.b.wait()])
+      // Both entries note the refusal (b's once its beat wrote it): status says every worker is
+      // refused. Bounded past a latch's bound: a latch that ran out fails it first, by name.
+      await latches.watch(
+        pollUntil(
+          async () =>
+            (await liveStats(t.db, null)).credentialRefused?.workers === 2 ? true : undefined,
+          2 * LATCH_MS,
+        ),
       )
       // Given up within a bound (read as they stand should it not come).
-      await pollUntil(async () => ((await reservedTurns()) === 0 ? true : undefined), 5_000).catch(
-        () => undefined,
+      await latches.watch(
+        pollUntil(async () => ((await reservedTurns()) === 0 ? true : undefined), 5_000).catch(
+          () => undefined,
+        ),
       )
       expect(await pendingRows()).toEqual([{ code: 'AADSTS7000222', words: true, due: true, n: 3 }])
       expect(await reservedTurns()).toBe(0)
     } finally {
-      for (const e of engines) await e.stop()
+      latches.end()
+      await Promise.all(ended.engines.splice(0).map((e) => e.stop()))
     }
   })
 
