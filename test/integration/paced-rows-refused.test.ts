@@ -346,8 +346,13 @@ for (const [bNoteFails, aNotedFirst] of [
     ended.engines.push(...engines)
     try {
       for (const e of engines) await e.start()
+      // Both registered and their loops turning: each start-up's reclaim (its beat) done, which b's
+      // hold of its beats would otherwise catch once refused, its loop then never asking.
       await pollUntil(async () =>
-        (await t.pool.query('select 1 from mailer.workers')).rowCount === 2 ? true : undefined,
+        engines.every((e) => e.drainer.status().lastLoopAt !== null) &&
+        (await t.pool.query('select 1 from mailer.workers')).rowCount === 2
+          ? true
+          : undefined,
       )
       refusal = { code: 'AADSTS7000222', forMs: 0 }
       for (const l of listeners) l()
