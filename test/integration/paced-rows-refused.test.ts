@@ -389,7 +389,8 @@ test('a worker whose token came reserves no turn before its entry’s note clear
   // answered after the first turn the worker reserved (or, should no turn be reserved while the
   // note is held, a bound: reserved 30-95 ms after the note was held, before the fix).
   let armed = false
-  const noteHeld = Promise.withResolvers<void>()
+  // The test's wait for it bounded, named should it not come.
+  const noteHeld = boundedLatches(LATCH_MS).make('the note clearing the refusal, held')
   const release = Promise.withResolvers<void>()
   let asking = false
   let asked: Awaited<ReturnType<typeof pacedRowsBlocked>> | null = null
@@ -439,7 +440,7 @@ test('a worker whose token came reserves no turn before its entry’s note clear
     r.clock.advance(61_000)
     await t.pool.query(`update mailer.email_outbox set send_at = now() where status = 'pending'`)
     r.engine.drainer.wake()
-    await noteHeld.promise
+    await noteHeld.wait()
     await pollUntil(async () => (asked !== null ? true : undefined), 500).catch(() => undefined)
     release.resolve()
     // One sent; the other nine sent back to turns reserved for them, but one that may wait in
