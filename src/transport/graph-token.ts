@@ -86,6 +86,8 @@ interface TokenSourceDeps extends TokenRequest {
   onRefresh?: (outcome: 'success' | 'failure', code?: string) => void
   /** keepFresh's timer: unrefTimer unless given (a test's, moved by its clock). */
   setTimer?: SetTimer
+  /** Graph's 401 dropped the cached token (invalidate): none serves until the next one comes. */
+  onDropped?: () => void
 }
 
 export function tokenUrlFor(authorityUrl: string, tenantId: string): string {
@@ -227,6 +229,7 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       if (unproven?.token === token && now - unproven.at < REFUSED_AGAIN_HOLD_MS) return false
       cached = undefined
       unproven = { at: now }
+      d.onDropped?.()
       return true
     },
     accepted(token) {

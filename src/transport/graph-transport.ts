@@ -46,8 +46,12 @@ export interface GraphTransport {
   /**
    * Calls `listener` each time credentialRefusal's code changes, as a token request's answer makes
    * it (Entra refuses the credential, refuses it with another code, or no longer: a token came, or
-   * another answer): the worker's registry entry notes it then, not at its next beat. Not for a
-   * refusal that stands, request after request.
+   * another answer), and when, the refusal standing, Graph's 401 drops the cached token that still
+   * served sends (servesForMs ends then, not at the use's end the entry noted): the worker's
+   * registry entry notes it then, not at its next beat (up to a lease length), while which another
+   * worker read it as able to send (rows given back to it, pacing turns left with it). Not for a
+   * refusal that stands, request after request, nor for a 401 with no refusal standing (the token
+   * request it begins tells its answer).
    */
   onCredentialRefusalChanged(listener: () => void): void
   /** True while Graph refuses the configured sender mailbox (MAIL_FROM) itself; see sender-mailbox.ts. */
@@ -122,6 +126,10 @@ export function createGraphTransport(
     scope: graphScopeFor(config.apiUrl),
     ...(d.tokenSlowMs !== undefined && { slowMs: d.tokenSlowMs }),
     ...(d.setTimer && { setTimer: d.setTimer }),
+    // Graph's 401 while refused only: a healthy send writes nothing, nor a 401 with no refusal.
+    onDropped: () => {
+      if (standingRefusal(tokens) !== null) for (const listener of refusalChanged) listener()
+    },
     onRefresh: (outcome, code) => {
       d.onTokenRefresh?.(outcome, code)
       const refusal = outcome === 'failure' ? standingRefusal(tokens) : null

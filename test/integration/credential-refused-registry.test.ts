@@ -11,6 +11,7 @@ import {
 } from '../../src/outbox/credential-refusal-note.ts'
 import { beatNow, extendLeases, type WorkerIdentity } from '../../src/outbox/heartbeat.ts'
 import { createLeaseHeartbeat } from '../../src/outbox/lease-heartbeat.ts'
+import { anotherWorkerLive } from '../../src/outbox/lone-token-wait.ts'
 import { createSideStatements } from '../../src/outbox/side-statements.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
@@ -22,10 +23,10 @@ import {
   EXPIRED_SECRET,
   useEntraOfExpiredSecret,
 } from '../support/expired-secret.ts'
-import { graphConfigFor } from '../support/fake-graph.ts'
+import { generateTestCertificate, graphConfigFor } from '../support/fake-graph.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { throughQueries } from '../support/through-queries.ts'
-import { ManualClock } from '../support/token-outage.ts'
+import { ManualClock, startOutage } from '../support/token-outage.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -479,4 +480,76 @@ test('a refusal a beat writes after the note of it failed tells the worker as th
   }
   await besides.settled()
   expect(noted).toBe(1)
+})
+
+/** Into a token's hour, past where its refresh begins in the background (10 minutes before expiry), short of its use's end. */
+const REFRESH_BEGUN_MS = 3_020_000
+/** Entra's answer to an expired client secret (a certificate's app here: the code is what is kept). */
+const secretExpiredCert = { status: 401, error: 'invalid_client', aadsts: 7000222 }
+
+test('a Graph 401 that drops the cached token a refused worker sent with notes at once that no token serves it: another worker no longer reads it as able to send; a healthy send writes nothing', async () => {
+  const notes: string[] = []
+  const r = await startOutage(t, {
+    rows: 1,
+    cert: await generateTestCertificate(),
+    tokenFault: null,
+    notesRefusal: true,
+    // An idle worker beats once per lease length: 300 s, so no beat comes within the test.
+    config: { leaseSeconds: 300, heartbeatSeconds: 100 },
+    deps: {
+      db: throughQueries(t, (run, text) => {
+        if (text.includes('update mailer.workers w')) notes.push(text)
+        return run()
+      }),
+    },
+  })
+  const servesUntil = async () =>
+    (
+      await t.pool.query(
+        `select credential_refused_code as code, credential_serves_until > now() as serves
+           from mailer.workers`,
+      )
+    ).rows
+  try {
+    await pollUntil(async () => (r.fake.accepted.length === 1 ? true : undefined))
+    // A healthy send writes nothing into the entry.
+    expect(notes).toHaveLength(0)
+    // The secret expires: the refresh ahead of the token's end is refused, the cached token serves on.
+    r.clock.advance(REFRESH_BEGUN_MS)
+    r.fake.setFaults({ token: Array.from({ length: 100 }, () => secretExpiredCert) })
+    r.transport.warmUp()
+    expect(
+      await pollUntil(async () => {
+        const e = await servesUntil()
+        return e[0]?.code === 'AADSTS7000222' ? e : undefined
+      }),
+    ).toEqual([{ code: 'AADSTS7000222', serves: true }])
+    expect(await anotherWorkerLive(t.db, 'b:1:abcdef')).toBe(true)
+    expect(notes).toHaveLength(1)
+
+    // Graph refuses that token (revoked): the send drops it, and the refusal gives no other.
+    r.fake.revokeTokens('invalid')
+    await enqueue(t)
+    r.engine.drainer.wake()
+    // Given back named by the refusal: its send met Graph's 401, the token source's refusal after it.
+    await pollUntil(async () => {
+      if (r.engine.drainer.status().inFlight > 0) return undefined
+      const given = await t.pool.query(
+        `select 1 from mailer.email_outbox where status = 'pending' and last_error_code = 'AADSTS7000222'`,
+      )
+      return given.rowCount === 1 ? true : undefined
+    })
+    expect(r.fake.accepted).toHaveLength(1)
+    expect(r.transport.credentialRefusal()?.servesForMs).toBe(0)
+    // Within moments, not at the next beat (a lease length): read as it stands should it not come.
+    await pollUntil(
+      async () => ((await servesUntil())[0]?.serves === null ? true : undefined),
+      5_000,
+    ).catch(() => undefined)
+    expect(await servesUntil()).toEqual([{ code: 'AADSTS7000222', serves: null }])
+    expect(await anotherWorkerLive(t.db, 'b:1:abcdef')).toBe(false)
+    expect(notes).toHaveLength(2)
+  } finally {
+    await r.stop()
+  }
 })

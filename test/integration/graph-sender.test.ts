@@ -375,6 +375,44 @@ describe('token source', () => {
     stop()
   })
 
+  test('Graph’s 401 dropping the cached token tells the registry’s note only while a refusal stands: once per drop, not for a 401 with none, nor for a token already dropped', async () => {
+    const clock = new ManualClock()
+    const fake = await startFakeGraph({ certificates: [cert.certPem], now: clock.now })
+    fakes.push(fake)
+    let refusalChanges = 0
+    const transport = createGraphTransport(
+      { ...baseConfig(fake), certificate: cert.certPem, privateKey: cert.keyPem },
+      FROM,
+      { fetch, clock, log: createLogger('error', () => {}) },
+    )
+    transport.onCredentialRefusalChanged(() => refusalChanges++)
+    // No refusal: the dropped token's worker fetches another, which tells its own answer.
+    const first = await transport.tokens.getToken()
+    expect(transport.tokens.invalidate(first)).toBe(true)
+    expect(refusalChanges).toBe(0)
+    const second = await transport.tokens.getToken()
+    expect(second).not.toBe(first)
+    // Refused ahead of the token's end: the cached token serves on.
+    const refused = { status: 401, error: 'invalid_client', aadsts: 700027 }
+    fake.setFaults({ token: Array.from({ length: 10 }, () => refused) })
+    clock.advance(3000_000)
+    expect(await transport.tokens.getToken()).toBe(second)
+    await until(() => transport.tokens.endsOrSlows() === null, 'the refused refresh ahead')
+    expect(refusalChanges).toBe(1)
+    expect(transport.credentialRefusal()?.servesForMs).toBeGreaterThan(0)
+    // Graph refuses it: no token serves from now on, and the note is told so.
+    expect(transport.tokens.invalidate(second)).toBe(true)
+    expect(transport.credentialRefusal()).toEqual({
+      code: 'AADSTS700027',
+      forMs: 0,
+      servesForMs: 0,
+    })
+    expect(refusalChanges).toBe(2)
+    // Another send's 401 to the same token: already dropped, nothing more to tell.
+    expect(transport.tokens.invalidate(second)).toBe(true)
+    expect(refusalChanges).toBe(2)
+  })
+
   test('only Graph keeps a token fresh on a timer: file and discard have nothing to refresh (serve arms it for a worker, never for --role api)', async () => {
     const fake = await startFakeGraph({ certificates: [cert.certPem] })
     fakes.push(fake)
