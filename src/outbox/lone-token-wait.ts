@@ -2,19 +2,23 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import { entryAliveNow } from './entry-alive-now.ts'
 import { entryCanSend } from './entry-can-send.ts'
 import { liveRegistryEntry } from './live-registry-entry.ts'
 
 /**
  * Whether a live registry entry other than `workerId`'s can send (entry-can-send.ts: no credential
- * refusal noted, or a cached token still serving): a worker that could take rows given back due at
- * once. The registry is a handful of rows, read whole.
+ * refusal noted, or a cached token still serving) and its worker is alive now (entry-alive-now.ts:
+ * its beat not overdue, or its liveness lock held): a worker that could take rows given back due at
+ * once. A killed worker's entry, live for two leases, took rows given back for nobody: they waited
+ * and came back to the slow worker anyway, a history entry and a claim more each. The registry is a
+ * handful of rows, read whole.
  */
 export async function anotherWorkerLive(db: Kysely<Database>, workerId: string): Promise<boolean> {
   const { rows } = await sql<{ other: boolean }>`
     select exists (select from mailer.workers w
                     where w.id <> ${workerId} and ${entryCanSend('w')}
-                      and ${liveRegistryEntry('w')}) as other`.execute(db)
+                      and ${liveRegistryEntry('w')} and ${entryAliveNow('w')}) as other`.execute(db)
   return rows[0]?.other === true
 }
 

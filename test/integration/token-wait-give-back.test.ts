@@ -2,6 +2,7 @@
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { monotonicNow, systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
+import { BEAT_LATE_SECONDS } from '../../src/outbox/entry-alive-now.ts'
 import { anotherWorkerLive } from '../../src/outbox/lone-token-wait.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { createGraphTransport, type GraphTransport } from '../../src/transport/graph-transport.ts'
@@ -238,5 +239,43 @@ test('another live worker refused on refresh while its cached token serves can t
   expect(await ask()).toBe(false)
   await t.pool.query(`delete from mailer.workers`)
   await other(null, null)
+  expect(await ask()).toBe(true)
+})
+
+test('a peer whose beat stopped (killed, no clean stop: its entry left) takes no rows once its beat is overdue by its own lease, though its entry reads live for two; one whose LISTEN session holds its liveness lock does, its beat late', async () => {
+  const other = 'other:2:abcdef'
+  await t.pool.query(
+    `insert into mailer.workers (id, host, pid, version, lease_seconds) values ($1, 'h', 2, 'v', 60)`,
+    [other],
+  )
+  const beatAgo = (seconds: number) =>
+    t.pool.query(
+      `update mailer.workers set last_heartbeat_at = now() - make_interval(secs => $1) where id = $2`,
+      [seconds, other],
+    )
+  const ask = () => anotherWorkerLive(t.db, 'me:1:abcdef')
+  // Idle, a live worker beats once per lease length (its reclaim): within it, it takes them.
+  await beatAgo(55)
+  expect(await ask()).toBe(true)
+  // A little late (its reclaim's own time, a pool's wait): within BEAT_LATE_SECONDS, still live.
+  await beatAgo(60 + BEAT_LATE_SECONDS - 2)
+  expect(await ask()).toBe(true)
+  // Its beat overdue (a lease and more): killed, its entry still live for two leases (stale-probes'
+  // rule), and a row given back for it would wait for nobody.
+  await beatAgo(90)
+  expect(await ask()).toBe(false)
+  // Its LISTEN session holds its liveness lock (holder-lock.ts): alive, its beat only late (a
+  // reclaim slow to answer).
+  const session = await t.pool.connect()
+  try {
+    await session.query('select pg_advisory_lock(hashtextextended($1::text, 0))', [other])
+    expect(await ask()).toBe(true)
+    await session.query('select pg_advisory_unlock(hashtextextended($1::text, 0))', [other])
+  } finally {
+    session.release()
+  }
+  expect(await ask()).toBe(false)
+  // An older binary's entry notes no lease: judged by the longest the configuration takes.
+  await t.pool.query(`update mailer.workers set lease_seconds = null`)
   expect(await ask()).toBe(true)
 })
