@@ -28,11 +28,17 @@ export async function noteCredentialRefusal(
   return Number(r.numAffectedRows ?? 0) > 0
 }
 
+/** Whether `worker`'s credential, refused, has a cached token serving its sends (sql/0202). */
+function serving(worker: WorkerIdentity): boolean {
+  return (worker.credentialRefusal?.servesForMs ?? 0) > 0
+}
+
 /**
  * What a worker does each time its credential's refusal changes (transport: Entra refuses it, with
- * another code, or no longer): its registry entry notes it at once, so status and /v1/stats know
- * it within the statement's time, where the next beat came up to a lease length later (an idle
- * worker beats once per LEASE_SECONDS). One note at a time: a change during one is written by
+ * another code, or no longer; or Graph's 401 drops the cached token that served it while refused,
+ * sql/0202): its registry entry notes it at once, so status and /v1/stats (and the other workers)
+ * know it within the statement's time, where the next beat came up to a lease length later (an
+ * idle worker beats once per LEASE_SECONDS). One note at a time: a change during one is written by
  * another after it, read then. Beside the claims (the stop waits for it); none once stopping. A
  * failure is logged: the next beat writes the same, and a refusal it so writes is told (`noted`)
  * as the note's would have been.
@@ -40,8 +46,9 @@ export async function noteCredentialRefusal(
  * one built before a change may reach the database after the change's note committed (waiting for
  * a connection): registryBeat's `newer` keeps the note only for a beat whose transaction began
  * first, so this one wrote the older state back until the next beat, up to a lease length. Told of
- * each committed beat, it notes again when what the beat wrote differs from the state now: no
- * statement while the refusal stands unchanged (the steady state), one more after such a beat.
+ * each committed beat, it notes again when what the beat wrote differs from the state now (the
+ * code, or a token noted serving that none does now): no statement while the refusal stands
+ * unchanged (the steady state), one more after such a beat.
  * `clearing`: while a note that clears a refusal (a token came) is to come or under way, a promise
  * settled once it is over (written, failed, or not written as the worker stops); null otherwise.
  * Until then the entry may still note the refusal, and another worker refused alone reads it as
@@ -106,6 +113,11 @@ export function createCredentialRefusalNote(d: {
     beatCommitted(beat) {
       const wrote = credentialRefusalColumns(beat).code
       if (wrote !== credentialRefusalColumns(d.worker).code) note()
+      // The same refusal, but the beat noted a cached token serving that Graph's 401 has dropped
+      // since (graph-transport.ts): another worker would read this one as able to send until the
+      // next beat. A token whose use ended by itself during the beat's flight is noted once more,
+      // needlessly (its noted end passes anyway): as rare, and only while refused.
+      else if (serving(beat) && !serving(d.worker)) note()
       else if (unwritten && wrote !== null && noting === 'idle' && !d.stopping.aborted) {
         unwritten = false
         d.noted?.()

@@ -72,7 +72,9 @@ test('the transport tells the refusal’s code and how long it has stood, across
 })
 
 /** A worker whose beats note `refusal` (read at each beat, as worker-registration.ts's getter). */
-function workerWith(refusal: () => { code: string; forMs: number } | null): WorkerIdentity {
+function workerWith(
+  refusal: () => { code: string; forMs: number; servesForMs?: number } | null,
+): WorkerIdentity {
   return {
     id: 'host:1:abcdef',
     host: 'host',
@@ -552,4 +554,40 @@ test('a Graph 401 that drops the cached token a refused worker sent with notes a
   } finally {
     await r.stop()
   }
+})
+
+test('a beat built while the cached token served and sent after the note of its drop committed does not leave the token noted as serving: the note is written again once it answers', async () => {
+  let refusal = { code: 'AADSTS7000222', forMs: 0, servesForMs: 240_000 }
+  const worker = workerWith(() => refusal)
+  const serves = async () =>
+    (await t.pool.query('select credential_serves_until > now() as serves from mailer.workers'))
+      .rows
+  await extendLeases(t.db, worker, [], 60)
+  expect(await serves()).toEqual([{ serves: true }])
+  const notes: string[] = []
+  const db = throughQueries(t, (run, text) => {
+    if (text.includes('update mailer.workers w')) notes.push(text)
+    return run()
+  })
+  const { note, besides } = noteOf(db, worker)
+  // A beat is built (the refusal read, its token serving), then held (a pool with no free connection).
+  const beat = beatNow(worker)
+  // Graph's 401 drops the token: the note writes that none serves.
+  refusal = { ...refusal, servesForMs: 0 }
+  note.changed()
+  await besides.settled()
+  expect(await serves()).toEqual([{ serves: null }])
+  // The beat reaches the database now, its transaction begun after the note's: it writes the state
+  // it was built with, as its statement says; told of it, the note writes the state now again.
+  await extendLeases(db, beat, [], 60)
+  note.beatCommitted(beat)
+  await besides.settled()
+  expect(await serves()).toEqual([{ serves: null }])
+  expect(notes).toHaveLength(2)
+  // The beats after it write what the entry notes already: no statement more.
+  const again = beatNow(worker)
+  await extendLeases(db, again, [], 60)
+  note.beatCommitted(again)
+  await besides.settled()
+  expect(notes).toHaveLength(2)
 })
