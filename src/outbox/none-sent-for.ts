@@ -15,8 +15,10 @@ export const NONE_SENT_WINDOW = 10_000
  * stopped since (a clean stop removes the entry). A row waits when it is pending and due,
  * or was given back after a try (to a pause's end, a retry's, a pacing turn). An untried row came
  * due at the later of its creation and its send_at; one given back came due, at the latest, at its
- * first history entry since the newest send (email_attempts_pkey, its own entries): its send_at
- * names its next try, and its creation may be a schedule's day earlier or a requeued row's first
+ * first history entry since the newest send (email_attempts_pkey, its own entries), when that entry
+ * was written (finished_at, the database's now(); its started_at is the worker's clock, which may
+ * run minutes off the database's and dated the wait as early or as late): its send_at names its
+ * next try, and its creation may be a schedule's day earlier or a requeued row's first
  * life (requeue.ts keeps last_error_code), either of which would read as hours with none sent. A row
  * with a code and no such entry (paced, or named by a block: no history) came due at its send_at
  * when that has passed, else at its creation; but a row a named mailbox's pause moved to its end
@@ -50,7 +52,7 @@ export const NONE_SENT_FOR_SECONDS = sql<number | null>`(
               when s.n = ${sql.lit(NONE_SENT_WINDOW)} and s.at is null then null
               else -mailer.ms_until(greatest(s.at, (
                 select min(case when w.last_error_code is null then greatest(w.created_at, w.send_at)
-                                else coalesce((select min(coalesce(a.started_at, a.finished_at))
+                                else coalesce((select min(a.finished_at)
                                                  from mailer.email_attempts a
                                                 where a.outbox_id = w.id and (s.at is null or a.finished_at >= s.at)),
                                               case when w.send_at <= now() then greatest(w.created_at, w.send_at)

@@ -1,5 +1,6 @@
 // Through a Graph outage (a 503 to every send) or an Entra outage, status needs attention once no row has gone for --max-send-gap while rows wait on a paused mailbox, long before --max-pending-age; a throttle between sends does not, nor one while older ids send.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { type Clock, systemClock } from '../../src/clock.ts'
 import { mailboxPauses } from '../../src/outbox/mailbox-pauses.ts'
 import { useTestDb } from '../support/db.ts'
 import { defaultStatus } from '../support/default-status.ts'
@@ -27,9 +28,9 @@ const CAMPAIGN = 'campaign@example.com'
 /**
  * A worker `id` of MAIL_FROM, mailbox lookups off, rows may name CAMPAIGN; a lease of 2 s (a beat
  * each second while it holds claims, a reclaim's every 2 s idle), so its entry notes a send within
- * seconds. In `g`'s engines.
+ * seconds; `clock` its own (the system's when not given). In `g`'s engines.
  */
-function worker(fake: FakeGraph, id: string) {
+function worker(fake: FakeGraph, id: string, clock?: Clock) {
   const engine = graphWorker(t, fake, {
     workerId: id,
     mailFrom: MAIL_FROM,
@@ -37,6 +38,7 @@ function worker(fake: FakeGraph, id: string) {
     lookups: false,
     leaseSeconds: 2,
     allowedSenders: [CAMPAIGN],
+    ...(clock && { clock }),
   })
   g.engines.push(engine)
   return engine
@@ -48,10 +50,11 @@ function worker(fake: FakeGraph, id: string) {
  * `fault` to every send from MAIL_FROM: two rows enqueued meet it at worker `w`, MAIL_FROM is
  * paused and the rows wait (no row claimed, none due but at the pause's end). Returns `w`.
  */
-async function sentThenTurnedAway(fault: GraphFault) {
-  const engine = await sentThenFaulted({
-    pickSendMail: (mailbox) => (mailbox === MAIL_FROM ? fault : undefined),
-  })
+async function sentThenTurnedAway(fault: GraphFault, clock?: Clock) {
+  const engine = await sentThenFaulted(
+    { pickSendMail: (mailbox) => (mailbox === MAIL_FROM ? fault : undefined) },
+    clock,
+  )
   await pollUntil(async () => {
     if ((await mailboxPauses(t.db)).mailboxes !== 1) return undefined
     const r = await t.pool.query(
@@ -65,10 +68,10 @@ async function sentThenTurnedAway(fault: GraphFault) {
 
 /**
  * One row sent by worker w0, which then stops (its registry entry, and the note of its send, gone
- * with it), then `faults` set on Graph's fake and two rows enqueued for worker `w`, started and
- * woken. Returns `w`.
+ * with it), then `faults` set on Graph's fake and two rows enqueued for worker `w` (of `clock`, the
+ * system's when not given), started and woken. Returns `w`.
  */
-async function sentThenFaulted(faults: Parameters<FakeGraph['setFaults']>[0]) {
+async function sentThenFaulted(faults: Parameters<FakeGraph['setFaults']>[0], clock?: Clock) {
   g.fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [MAIL_FROM, CAMPAIGN] })
   const first = worker(g.fake, 'w0')
   const sent = await enqueue(t)
@@ -76,7 +79,7 @@ async function sentThenFaulted(faults: Parameters<FakeGraph['setFaults']>[0]) {
   await pollUntil(async () => ((await rowOf(t, sent)).status === 'sent' ? true : undefined))
   await first.stop()
   expect((await t.pool.query('select count(*)::int as n from mailer.workers')).rows[0].n).toBe(0)
-  const engine = worker(g.fake, 'w')
+  const engine = worker(g.fake, 'w', clock)
   g.fake.setFaults(faults)
   await engine.start()
   await enqueue(t)
@@ -128,6 +131,17 @@ test('Graph answering 503 to every send for 6 minutes: status needs attention, n
   expect(status.heldBackPending).toBe(notDue.rows[0].n)
 })
 
+test('Graph answering 503 to every send for 6 minutes at a worker whose clock runs 10 minutes ahead of the database’s: status needs attention all the same', async () => {
+  // Each try's start in the rows' history is the worker's clock's, 10 minutes in the database's
+  // future: read against its now(), the rows had waited no time at all (health ok, exit 0).
+  const ahead: Clock = { ...systemClock, now: () => Date.now() + 600_000 }
+  await sentThenTurnedAway(UNAVAILABLE, ahead)
+  const status = await toldAfterSixMinutes(
+    /^no row sent for 3\d\d s \(more than --max-send-gap, 300 s\) while 2 pending row\(s\) wait on 1 sender mailbox\(es\) paused by a provider throttle/,
+  )
+  expect(status.noneSentForSeconds).toBeGreaterThanOrEqual(360)
+})
+
 test('a throttle while rows were sent within --max-send-gap needs no attention: the mailbox sends between its answers', async () => {
   await sentThenTurnedAway(THROTTLED)
   await aged(2)
@@ -141,8 +155,8 @@ test('a throttle while rows were sent within --max-send-gap needs no attention: 
  * then rewritten by `rows` (each statement run in turn): status needs no attention, the gap under a
  * minute.
  */
-async function quietHourThenThrottled(rows: string[]): Promise<void> {
-  await sentThenTurnedAway(THROTTLED)
+async function quietHourThenThrottled(rows: string[], clock?: Clock): Promise<void> {
+  await sentThenTurnedAway(THROTTLED, clock)
   await t.pool.query(
     `update mailer.email_outbox set sent_at = sent_at - interval '1 hour' where status = 'sent'`,
   )
@@ -155,6 +169,13 @@ async function quietHourThenThrottled(rows: string[]): Promise<void> {
 test('the first row after a quiet hour meeting a throttle needs no attention: the gap counts from its arrival', async () => {
   // The rows waiting came just now.
   await quietHourThenThrottled([])
+})
+
+test('the first row after a quiet hour meeting a throttle at a worker whose clock runs 10 minutes behind the database’s needs no attention: its try is dated in database time', async () => {
+  // The try's start the worker notes in the row's history (email_attempts.started_at) is its own
+  // clock's: read against the database's now(), it dated the wait 10 minutes early (600 s, exit 5).
+  const behind: Clock = { ...systemClock, now: () => Date.now() - 600_000 }
+  await quietHourThenThrottled([], behind)
 })
 
 test('a row scheduled a day ahead, the first after a quiet hour, meeting a throttle needs no attention: the gap counts from when it came due, not its creation', async () => {
