@@ -66,6 +66,17 @@ export function reclaimStatement(p: ReclaimParams) {
       when ${d.noSendStarted} then ${kindLit('stopped_before_resend')}
       when o.send_started_at is null then ${kindLit('stopped_before_send')}
       else ${kindLit('stopped_during_send')} end`
+  // A row whose interrupted send is left to be looked up (lookups on, or a claim past its
+  // attempts that only looked it up): pending, whatever its count.
+  const leftToLookUp = sql<boolean>`((${d.pastAttempts} or ${d.lookups}) and o.send_started_at is not null
+      and not (${d.pastAttempts} and ${d.stoppedBefore}))`
+  const outOfAttempts = sql<boolean>`(o.attempts - ${d.lookupOnly}::int >= ${d.maxAttempts})`
+  // A stop on the row's last attempt that fails it names an interrupted send its history holds
+  // unmarked (earlier-interrupted.ts), as every other ending does: retried after its hold, the row
+  // may have gone once. Read only for such a failure, cancels and lookups decided before it.
+  const earlierNamed = sql<string>`case when ${outOfAttempts} and not ${leftToLookUp}
+      and ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
+      then ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else '' end`
   const keep = p.keep?.length
     ? sql`and (o.id, o.lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`
     : sql``
@@ -108,9 +119,8 @@ export function reclaimStatement(p: ReclaimParams) {
          set status = case when ${d.cancelled} or ${d.lookupsEnd} then 'cancelled'
                            when ${d.cancelLookup} then 'pending'
                            when ${d.expiredLookupEnds} then 'failed'
-                           when (${d.pastAttempts} or ${d.lookups}) and o.send_started_at is not null
-                                and not (${d.pastAttempts} and ${d.stoppedBefore}) then 'pending'
-                           when o.attempts - ${d.lookupOnly}::int >= ${d.maxAttempts} then 'failed'
+                           when ${leftToLookUp} then 'pending'
+                           when ${outOfAttempts} then 'failed'
                            else 'pending' end,
              attempts = case when ${d.cancelLookup} then o.attempts - 1
                              when ${d.pastAttempts} then ${d.maxAttempts}
@@ -127,8 +137,8 @@ export function reclaimStatement(p: ReclaimParams) {
                                when ${d.lookupStopped} then ${LOOKUP_STOPPED}
                                when ${d.noSendStarted} then ${STOPPED_BEFORE_SENDING_AGAIN}
                                when o.send_started_at is null
-                               then 'the worker holding the lease stopped before sending'
-                               else 'the worker holding the lease stopped during the send; outcome unknown' end,
+                               then 'the worker holding the lease stopped before sending' || ${earlierNamed}
+                               else 'the worker holding the lease stopped during the send; outcome unknown' || ${earlierNamed} end,
              lease_owner = null, lease_token = null, lease_expires_at = null
         from expired
        where o.id = expired.id

@@ -41,7 +41,16 @@ const lastEntry = async (id: string) =>
 
 /** Row `id` ended `status`, `code`, its lastError and its last history entry's error `words`. */
 async function endsSaying(id: string, status: string, code: string, words: string) {
-  expect(await rowOf(t, id)).toMatchObject({ status, last_error_code: code, last_error: words })
+  const row = await rowOf(t, id)
+  expect({
+    status: row.status,
+    last_error_code: row.last_error_code,
+    last_error: row.last_error,
+  }).toEqual({
+    status,
+    last_error_code: code,
+    last_error: words,
+  })
   expect((await lastEntry(id)).error).toBe(words)
 }
 
@@ -197,4 +206,44 @@ test('a row retried after its held send that then runs out of attempts, each sen
     ambiguous: false,
   })
   await endsSaying(id, 'failed', 'http_500', `attempts exhausted; last error: http_500${EARLIER}`)
+})
+
+describe('a row retried after its held send, then ended on its last attempt', () => {
+  /** heldThenRetried, its next claim its last attempt (max_attempts 1), that claim's lease. */
+  async function onItsLastAttempt(options?: Record<string, unknown>) {
+    const id = await heldThenRetried(options)
+    await t.pool.query('update mailer.email_outbox set max_attempts = 1 where id = $1', [id])
+    const [lease] = await claim()
+    expect(lease?.id).toBe(id)
+    return { id, lease: lease! }
+  }
+  const reclaimedAfterItsWorkerStopped = async (id: string) => {
+    await t.pool.query(
+      `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+      [id],
+    )
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+  }
+  test('reclaimed after its worker stopped before sending, it names that earlier send', async () => {
+    const { id } = await onItsLastAttempt()
+    await reclaimedAfterItsWorkerStopped(id)
+    await endsSaying(
+      id,
+      'failed',
+      'lease_expired',
+      `the worker holding the lease stopped before sending${EARLIER}`,
+    )
+  })
+
+  test('reclaimed after its worker stopped during the send (lookups off), it names that earlier send too', async () => {
+    const { id, lease } = await onItsLastAttempt()
+    await startSends(t.db, [lease])
+    await reclaimedAfterItsWorkerStopped(id)
+    await endsSaying(
+      id,
+      'failed',
+      'lease_expired',
+      `the worker holding the lease stopped during the send; outcome unknown${EARLIER}`,
+    )
+  })
 })
