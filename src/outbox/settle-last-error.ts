@@ -28,9 +28,15 @@ const LAST_SEND_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(sql`i.resent`)
 const EARLIER = sql.lit(EARLIER_MAY_HAVE_DELIVERED)
 /** As LAST_SEND_MAY_HAVE_DELIVERED, of a row out of attempts after its lookup: its last send read from its history. */
 const LOOKED_UP_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(resentOfLastSend)
-/** The suffix of a throttle's ending error on a row an interrupted send may have delivered. */
+/**
+ * The suffix of a throttle's ending error on a row an interrupted send may have delivered: this
+ * lease's (its mark), or an earlier one's its history holds unmarked (earlier-interrupted.ts),
+ * read for such an ending only.
+ */
 const INTERRUPTED_MAY_HAVE_DELIVERED = sql`case when i.ambiguous
-  then '; an interrupted send may have delivered it' else '' end`
+  then '; an interrupted send may have delivered it'
+  when ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
+  then ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else '' end`
 
 /**
  * The last counted attempt's error (`column`) of a lease past its attempts: the interrupted send's

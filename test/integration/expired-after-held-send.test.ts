@@ -224,6 +224,16 @@ describe('a row retried after its held send, then ended on its last attempt', ()
     )
     await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
   }
+  /** A 429's retry given back uncounted, as the transport answers it. */
+  const throttled = (delayMs: number): Settlement => ({
+    kind: 'retry',
+    code: 'http_429',
+    message: 'throttled (429)',
+    delayMs,
+    throttled: true,
+    ambiguous: false,
+  })
+
   test('reclaimed after its worker stopped before sending, it names that earlier send', async () => {
     const { id } = await onItsLastAttempt()
     await reclaimedAfterItsWorkerStopped(id)
@@ -244,6 +254,37 @@ describe('a row retried after its held send, then ended on its last attempt', ()
       'failed',
       'lease_expired',
       `the worker holding the lease stopped during the send; outcome unknown${EARLIER}`,
+    )
+  })
+
+  test('throttled out (a 429 past the throttle deadline), it names that earlier send', async () => {
+    const { id, lease } = await onItsLastAttempt()
+    await startSends(t.db, [lease])
+    await settleLeases(
+      t.db,
+      [{ id, token: lease.token, settlement: throttled(1000), startedAt: null }],
+      {
+        ...settleParams,
+        throttleDeadlineSeconds: 0,
+      },
+    )
+    await endsSaying(
+      id,
+      'failed',
+      'throttled',
+      `still throttled at the throttle deadline: throttled (429)${EARLIER}`,
+    )
+  })
+
+  test('still throttled at its expiresAt, it names that earlier send', async () => {
+    const { id, lease } = await onItsLastAttempt()
+    await startSends(t.db, [lease])
+    await settleOne(id, lease.token, throttled(2 * 3600_000))
+    await endsSaying(
+      id,
+      'failed',
+      'expired',
+      `still throttled at its expiresAt: throttled (429)${EARLIER}`,
     )
   })
 })
