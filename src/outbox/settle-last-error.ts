@@ -19,15 +19,28 @@ import {
 import { boundPassed } from './settle-entry-kind.ts'
 
 /**
- * The suffix of an out-of-attempts error whose last attempt's send left it ambiguous: that send's,
- * or, resent unverified (Settlement resentUnverified), the earlier interrupted send's, and this
- * one's too when it may also have reached the provider. A retry of such a resend ends with it too.
+ * The suffix of an error whose send left it ambiguous: that send's, or, resent unverified
+ * (Settlement resentUnverified), the earlier interrupted send's, and this one's too when it may
+ * also have reached the provider. A retry of such a resend ends with it; a failure out of attempts
+ * with LAST_OR_EARLIER_MAY_HAVE_DELIVERED, which also names an earlier send held unmarked.
  */
 const LAST_SEND_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(sql`i.resent`)
 /** The suffix of a refused unverified resend's failure (Settlement failed, resentUnverified). */
 const EARLIER = sql.lit(EARLIER_MAY_HAVE_DELIVERED)
-/** As LAST_SEND_MAY_HAVE_DELIVERED, of a row out of attempts after its lookup: its last send read from its history. */
-const LOOKED_UP_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(resentOfLastSend)
+/**
+ * 'both' (Resent) for a row whose history holds an interrupted send unmarked (earlier-interrupted.ts:
+ * held, then retried through the API) and whose last send was interrupted too: that send was no
+ * resend of it, yet either may have delivered the row. Read for such a failure only.
+ */
+const EARLIER_TOO = sql`case when ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)} then 'both' end`
+/** LAST_SEND_MAY_HAVE_DELIVERED of a row out of attempts, naming an earlier interrupted send too (EARLIER_TOO). */
+const LAST_OR_EARLIER_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(
+  sql`coalesce(i.resent, ${EARLIER_TOO})`,
+)
+/** As LAST_OR_EARLIER_MAY_HAVE_DELIVERED, of a row out of attempts after its lookup: its last send read from its history. */
+const LOOKED_UP_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(
+  sql`coalesce(${resentOfLastSend}, ${EARLIER_TOO})`,
+)
 /**
  * The suffix of a throttle's ending error on a row an interrupted send may have delivered: this
  * lease's (its mark), or an earlier one's its history holds unmarked (earlier-interrupted.ts),
@@ -85,7 +98,7 @@ export const settledLastError = sql`case l.verdict
                -- An interrupted last send is named alike whether it went unlooked (lookups off) or
                -- its lookup could not tell.
                when 'exhausted' then 'attempts exhausted; last error: ' || case
-                 when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_SEND_MAY_HAVE_DELIVERED}
+                 when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_OR_EARLIER_MAY_HAVE_DELIVERED}
                    -- Its last send answered for sure: an interrupted send its history holds is named.
                    when ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
                    then ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else '' end

@@ -287,4 +287,53 @@ describe('a row retried after its held send, then ended on its last attempt', ()
       `still throttled at its expiresAt: throttled (429)${EARLIER}`,
     )
   })
+
+  /** How an out-of-attempts error ends whose last send may have delivered the row, after an earlier one that may have too. */
+  const BOTH = ' (that send, or an earlier interrupted one, may have delivered it)'
+
+  test('its last send interrupted (a stop past its grace aborted it, lookups off), it names that send and the earlier one', async () => {
+    const { id, lease } = await onItsLastAttempt()
+    await startSends(t.db, [lease])
+    await settleOne(id, lease.token, {
+      kind: 'retry',
+      code: 'aborted',
+      message: 'aborted',
+      delayMs: 0,
+      throttled: false,
+      ambiguous: true,
+    })
+    await endsSaying(id, 'failed', 'aborted', `attempts exhausted; last error: aborted${BOTH}`)
+  })
+
+  test('its last send interrupted and looked up past its attempts to no answer (lookups on), it names that send and the earlier one', async () => {
+    const { id, lease } = await onItsLastAttempt()
+    await startSends(t.db, [lease])
+    await settleOne(id, lease.token, {
+      kind: 'retry',
+      code: 'timeout',
+      message: 'timeout',
+      delayMs: 0,
+      throttled: false,
+      ambiguous: true,
+      lookUpFirst: true,
+    })
+    expect(await rowOf(t, id)).toMatchObject({ status: 'pending' })
+    const [past] = await claim()
+    expect(past?.pastAttempts).toBe(true)
+    await settleLeases(
+      t.db,
+      [
+        {
+          id,
+          token: past!.token,
+          settlement: { kind: 'exhausted' },
+          ambiguous: true,
+          uncounted: true,
+          startedAt: null,
+        },
+      ],
+      settleParams,
+    )
+    await endsSaying(id, 'failed', 'timeout', `attempts exhausted; last error: timeout${BOTH}`)
+  })
 })
