@@ -13,6 +13,7 @@ import {
   STOPPED_BEFORE_SENDING_AGAIN,
 } from './lookup-stop.ts'
 import { EXPIRED_LOOKUP_STOPPED, reclaimDecisions } from './reclaim-decisions.ts'
+import { interruptedSendBefore } from './resent-unverified.ts'
 import { type StaleProbes, staleProbeClear } from './stale-probes.ts'
 
 /** The last_error of a row whose cancel was recorded while its worker, since stopped, held it before sending. */
@@ -71,11 +72,14 @@ export function reclaimStatement(p: ReclaimParams) {
   const leftToLookUp = sql<boolean>`((${d.pastAttempts} or ${d.lookups}) and o.send_started_at is not null
       and not (${d.pastAttempts} and ${d.stoppedBefore}))`
   const outOfAttempts = sql<boolean>`(o.attempts - ${d.lookupOnly}::int >= ${d.maxAttempts})`
-  // A stop on the row's last attempt that fails it names an interrupted send its history holds
-  // unmarked (earlier-interrupted.ts), as every other ending does: retried after its hold, the row
-  // may have gone once. Read only for such a failure, cancels and lookups decided before it.
+  // A stop on the row's last attempt that fails it names an earlier interrupted send, as every
+  // other ending does: one its history holds unmarked (earlier-interrupted.ts: retried after its
+  // hold), or, its worker stopped during a resend (lookups off), the send that resend stood in for
+  // (interruptedSendBefore, as a lookup's failure after such a stop reads it: resentOfLastSend).
+  // Read only for such a failure, cancels and lookups decided before it.
   const earlierNamed = sql<string>`case when ${outOfAttempts} and not ${leftToLookUp}
-      and ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
+      and (${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
+           or (o.send_started_at is not null and ${interruptedSendBefore(sql`o.id`)}))
       then ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else '' end`
   const keep = p.keep?.length
     ? sql`and (o.id, o.lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`

@@ -92,6 +92,23 @@ const interrupted = (alias: string) => {
 }
 
 /**
+ * Of the outbox row `id`: the last entry of its history (before entry id `before`, when given) that
+ * ends a send or a stop (waits and give-backs aside, but not a send's own throttle: a 504 given back
+ * uncounted, which has its send's start; a lookup's stop aside, which sent nothing) is an
+ * interrupted send (above): the send after it, a resend of it unless a lookup between found nothing
+ * (which leaves no entry), may not have been the only one to deliver the row. From the history's
+ * primary key (outbox_id, id).
+ */
+export const interruptedSendBefore = (id: RawBuilder<unknown>, before?: RawBuilder<unknown>) =>
+  sql<boolean>`exists (
+        select 1 from (select p.outcome, p.error_code, p.http_status, p.error, p.kind from mailer.email_attempts p
+                        where p.outbox_id = ${id} ${before ? sql`and p.id < ${before}` : sql``}
+                          and (p.outcome not in ('throttled', 'released') or p.started_at is not null)
+                          and not ${stoppedLookingUp('p')}
+                        order by p.id desc limit 1) p
+         where ${interrupted('p')})`
+
+/**
  * Resent (above) of the last send (endsASend: a retry, a lease_expired but a lookup's stop, a
  * gateway's 504 given back) in the history of a row `i` out of attempts after its lookup could not
  * tell (settle-item.ts: exhausted, its mark kept), whose settlement no longer knows it (the row
@@ -108,12 +125,7 @@ const interrupted = (alias: string) => {
  */
 export const resentOfLastSend = sql<Resent>`(select coalesce(${resentNamed('e')}, case
       when e.outcome = 'retry' and not ${interrupted('e')} then 'earlier'
-      when e.outcome = 'lease_expired' and ${interrupted('e')} and exists (
-        select 1 from (select p.outcome, p.error_code, p.http_status, p.error, p.kind from mailer.email_attempts p
-                        where p.outbox_id = i.id and p.id < e.id
-                          and (p.outcome not in ('throttled', 'released') or p.started_at is not null)
-                          and not ${stoppedLookingUp('p')}
-                        order by p.id desc limit 1) p
-         where ${interrupted('p')}) then 'both' end)
+      when e.outcome = 'lease_expired' and ${interrupted('e')}
+           and ${interruptedSendBefore(sql`i.id`, sql`e.id`)} then 'both' end)
     from (select h.id, h.outcome, h.error_code, h.http_status, h.error, h.kind from mailer.email_attempts h
            where h.outbox_id = i.id and ${endsASend('h')} order by h.id desc limit 1) e)`

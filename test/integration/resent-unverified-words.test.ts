@@ -304,3 +304,36 @@ test('a row cancelled with its interrupted send unresolved, retried, whose worke
     `attempts exhausted; last error: the worker holding the lease stopped during the send; outcome unknown${BOTH}`,
   )
 })
+
+test('a resend whose worker stopped during it on the last attempt, lookups off: the reclaim that fails the row names the earlier interrupted send too, not after a send answered for sure', async () => {
+  /** A row whose first attempt ended as `before`, its resend's worker stopped during it: its failure. */
+  const reclaimedDuringResend = async (...before: Entry[]) => {
+    const id = await markedRow(1, before)
+    const [resend] = await claimOne()
+    expect(resend?.attempt).toBe(2)
+    await t.pool.query(
+      `update mailer.email_outbox set send_started_at = now(), lease_expires_at = now() - interval '1 second' where id = $1`,
+      [id],
+    )
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    const row = await rowOf(t, id)
+    return [row.status, row.last_error_code, row.last_error]
+  }
+  const STOPPED = 'the worker holding the lease stopped during the send; outcome unknown'
+  expect([
+    await reclaimedDuringResend([1, 'retry', 'timeout', TIMED_OUT]),
+    await reclaimedDuringResend([
+      1,
+      'lease_expired',
+      'lease_expired',
+      STOPPED,
+      null,
+      'stopped_during_send',
+    ]),
+    await reclaimedDuringResend([1, 'retry', 'InternalServerError', 'Internal Server Error', 500]),
+  ]).toEqual([
+    ['failed', 'lease_expired', `${STOPPED}; an earlier interrupted send may have delivered it`],
+    ['failed', 'lease_expired', `${STOPPED}; an earlier interrupted send may have delivered it`],
+    ['failed', 'lease_expired', STOPPED],
+  ])
+})
