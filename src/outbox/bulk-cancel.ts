@@ -90,7 +90,15 @@ export async function cancelMatching(
         .updateTable('mailer.email_outbox')
         .set(cancelSet)
         .where('id', 'in', qb.selectFrom('locked').select('id'))
-        .returning(['id', 'status', 'attempts', 'send_started_at', 'send_at', 'sender_key']),
+        .returning([
+          'id',
+          'status',
+          'attempts',
+          'last_error_code',
+          'send_started_at',
+          'send_at',
+          'sender_key',
+        ]),
     )
     .with('history', () => historyOfCancelled(db))
     .selectFrom('cancelled_now')

@@ -2,6 +2,7 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
+import { EARLIER_SEND_MAY_HAVE_DELIVERED, earlierInterrupted } from './earlier-interrupted.ts'
 import { kindLit } from './history-kind.ts'
 import { summarySelection } from './lease-owner-name.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
@@ -24,6 +25,14 @@ export const outcomeOf = (status: string): CancelOutcome =>
 // brings no early lookup ahead of a wait its worker set to look again.
 export const cancelSet = {
   status: sql<'cancelled'>`case when status = 'pending' and send_started_at is null then 'cancelled' else status end`,
+  // A row cancelled here keeps its last error, naming an interrupted send its history holds
+  // unmarked (earlier-interrupted.ts: held, then retried) unless its words do already (the hold's
+  // own, or an ending that named it before a retry): it may have gone once, whatever came since.
+  last_error: sql<string | null>`case when status = 'pending' and send_started_at is null
+      and last_error_code is distinct from 'ambiguous_send'
+      and right(last_error, ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED.length)}) is distinct from ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)}
+      and ${earlierInterrupted(sql`email_outbox.id`, sql`email_outbox.last_error_code`)}
+    then coalesce(last_error, '') || ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else last_error end`,
   cancel_requested_at: sql<Date>`coalesce(cancel_requested_at, now())`,
   send_at: sql<Date>`case when status = 'pending' and send_started_at is not null and cancel_requested_at is null
                           then least(send_at, now()) else send_at end`,
@@ -71,6 +80,9 @@ export const notStarted = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'
     eb.and([eb('status', '=', 'sending'), eb('send_started_at', 'is', null)]),
   ])
 
+/** The history entry of a row cancelled through the API while pending. */
+const CANCELLED_HERE = 'cancelled through the API before it was claimed'
+
 /**
  * A row cancelled here (it was pending) gets its history entry, as one its worker cancels does:
  * the attempt history is what the throttle deadline reads runs of waits from, and a row retried
@@ -89,8 +101,12 @@ export const historyOfCancelled = (db: Kysely<Database>) =>
           'attempts',
           sql.lit('cancelled').as('outcome'),
           sql.lit('cancelled').as('error_code'),
-          // Only a row without an interrupted send's mark is cancelled here (cancelSet).
-          sql.lit('cancelled through the API before it was claimed').as('error'),
+          // Only a row without an interrupted send's mark is cancelled here (cancelSet); one its
+          // history holds unmarked is named, as the row's last error names it.
+          sql<string>`case when ${earlierInterrupted(sql`cancelled_now.id`, sql`cancelled_now.last_error_code`)}
+            then ${sql.lit(`${CANCELLED_HERE}${EARLIER_SEND_MAY_HAVE_DELIVERED}`)} else ${sql.lit(CANCELLED_HERE)} end`.as(
+            'error',
+          ),
           kindLit('attempt').as('kind'),
         ])
         .where('status', '=', 'cancelled'),

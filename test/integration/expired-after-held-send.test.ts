@@ -1,5 +1,6 @@
 // A row retried after its interrupted send was held (ambiguous_send) that then ends unsent (expired, cancelled, failed) names that send: it may have gone once.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { cancelMatching } from '../../src/outbox/bulk-cancel.ts'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
@@ -39,8 +40,14 @@ const lastEntry = async (id: string) =>
     )
   ).rows[0]
 
-/** Row `id` ended `status`, `code`, its lastError and its last history entry's error `words`. */
-async function endsSaying(id: string, status: string, code: string, words: string) {
+/** Row `id` ended `status`, `code`, its lastError `words` and its last history entry's error `entry`. */
+async function endsSaying(
+  id: string,
+  status: string,
+  code: string | null,
+  words: string | null,
+  entry: string | null = words,
+) {
   const row = await rowOf(t, id)
   expect({
     status: row.status,
@@ -51,7 +58,7 @@ async function endsSaying(id: string, status: string, code: string, words: strin
     last_error_code: code,
     last_error: words,
   })
-  expect((await lastEntry(id)).error).toBe(words)
+  expect((await lastEntry(id)).error).toBe(entry)
 }
 
 /** How a failure's own words end on such a row. */
@@ -161,6 +168,60 @@ describe('a row retried after its interrupted send was held, then cancelled', ()
       status: 'cancelled',
       last_error: CANCELLED_MAY_HAVE_GONE,
     })
+  })
+})
+
+describe('a row retried after its held send, then cancelled through the API while pending', () => {
+  /** heldThenRetried, its next send answered for sure (500), pending again for its next attempt. */
+  async function retriedAfterA500() {
+    const id = await heldThenRetried()
+    const [lease] = await claim()
+    await startSends(t.db, [lease!])
+    await settleOne(id, lease!.token, {
+      kind: 'retry',
+      code: 'http_500',
+      message: 'http_500',
+      delayMs: 0,
+      throttled: false,
+      ambiguous: false,
+    })
+    expect(await rowOf(t, id)).toMatchObject({ status: 'pending', last_error: 'http_500' })
+    return id
+  }
+  const CANCELLED_HERE = `cancelled through the API before it was claimed${EARLIER}`
+
+  test('sent again and answered 500, cancelled by its id, it names that earlier send', async () => {
+    const id = await retriedAfterA500()
+    expect(await cancelOutboxRow(t.db, id, null)).toMatchObject({ status: 'cancelled' })
+    await endsSaying(id, 'cancelled', 'http_500', `http_500${EARLIER}`, CANCELLED_HERE)
+  })
+
+  test('sent again and answered 500, cancelled by a bulk cancel, so does it; a row with no such send keeps its words', async () => {
+    const id = await retriedAfterA500()
+    const plain = await enqueue(t, undefined, inOneHour())
+    const r = await cancelMatching(t.db, { ids: [id, plain] }, null, { limit: 10 })
+    expect(r.cancelled).toBe(2)
+    await endsSaying(id, 'cancelled', 'http_500', `http_500${EARLIER}`, CANCELLED_HERE)
+    await endsSaying(
+      plain,
+      'cancelled',
+      null,
+      null,
+      'cancelled through the API before it was claimed',
+    )
+  })
+
+  test('retried again after an ending that named it already, its words name it once', async () => {
+    const id = await heldThenRetried()
+    await expireNow(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep: { workerId: 'w1', limit: 500 } })
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() + interval '1 hour' where id = $1`,
+      [id],
+    )
+    expect(await requeueOutboxRow(t.db, id, null)).not.toBeNull()
+    expect(await cancelOutboxRow(t.db, id, null)).toMatchObject({ status: 'cancelled' })
+    await endsSaying(id, 'cancelled', 'expired', MAY_HAVE_GONE, CANCELLED_HERE)
   })
 })
 
