@@ -1,5 +1,5 @@
 // The reclaim's one statement: expired leases' rows updated as reclaim-decisions.ts decides, with their history, the next lease end, and the registry beat, expiry sweep and stale probes it carries.
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import { CANCELLED_LOOKUP_STOPPED } from './cancel-wins.ts'
 import { EARLIER_SEND_MAY_HAVE_DELIVERED, earlierInterrupted } from './earlier-interrupted.ts'
 import { type ExpirySweep, expirySweep } from './expiry-sweep.ts'
@@ -72,15 +72,19 @@ export function reclaimStatement(p: ReclaimParams) {
   const leftToLookUp = sql<boolean>`((${d.pastAttempts} or ${d.lookups}) and o.send_started_at is not null
       and not (${d.pastAttempts} and ${d.stoppedBefore}))`
   const outOfAttempts = sql<boolean>`(o.attempts - ${d.lookupOnly}::int >= ${d.maxAttempts})`
-  // A stop on the row's last attempt that fails it names an earlier interrupted send, as every
-  // other ending does: one its history holds unmarked (earlier-interrupted.ts: retried after its
-  // hold), or, its worker stopped during a resend (lookups off), the send that resend stood in for
-  // (interruptedSendBefore, as a lookup's failure after such a stop reads it: resentOfLastSend).
-  // Read only for such a failure, cancels and lookups decided before it.
-  const earlierNamed = sql<string>`case when ${outOfAttempts} and not ${leftToLookUp}
-      and (${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
-           or (o.send_started_at is not null and ${interruptedSendBefore(sql`o.id`)}))
+  // A stop that fails the row out of attempts (or of its lookup's stops) names an earlier
+  // interrupted send, as every other ending does: one its history holds unmarked
+  // (earlier-interrupted.ts: retried after its hold), or, its worker stopped during a resend
+  // (lookups off), the send that resend stood in for (interruptedSendBefore, as a lookup's failure
+  // after such a stop reads it: resentOfLastSend). A lookup's stop names the send it looked up
+  // already. Read only for such a failure, cancels and lookups decided before it.
+  const held = earlierInterrupted(sql`o.id`, sql`o.last_error_code`)
+  const namedIfFailing = (earlier: RawBuilder<boolean>) => sql<string>`case
+      when ${outOfAttempts} and not ${leftToLookUp} and ${earlier}
       then ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else '' end`
+  const earlierNamed = namedIfFailing(
+    sql`(${held} or (o.send_started_at is not null and ${interruptedSendBefore(sql`o.id`)}))`,
+  )
   const keep = p.keep?.length
     ? sql`and (o.id, o.lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`
     : sql``
@@ -138,7 +142,7 @@ export function reclaimStatement(p: ReclaimParams) {
                                when ${d.lookupsEnd} then ${CANCELLED_LOOKUP_STOPPED}
                                when ${d.expiredLookupEnds} then ${EXPIRED_LOOKUP_STOPPED}
                                when ${d.cancelLookup} then ${CANCEL_LOOKUP_STOPPED}
-                               when ${d.lookupStopped} then ${LOOKUP_STOPPED}
+                               when ${d.lookupStopped} then ${LOOKUP_STOPPED} || ${namedIfFailing(held)}
                                when ${d.noSendStarted} then ${STOPPED_BEFORE_SENDING_AGAIN}
                                when o.send_started_at is null
                                then 'the worker holding the lease stopped before sending' || ${earlierNamed}

@@ -366,6 +366,36 @@ describe('a row retried after its held send, then ended on its last attempt', ()
     await endsSaying(id, 'failed', 'aborted', `attempts exhausted; last error: aborted${BOTH}`)
   })
 
+  test("its last send interrupted (lookups on), its lookup's workers stopping until it fails, it names that earlier send", async () => {
+    const { id, lease } = await onItsLastAttempt()
+    await startSends(t.db, [lease])
+    await settleOne(id, lease.token, {
+      kind: 'retry',
+      code: 'timeout',
+      message: 'timeout',
+      delayMs: 0,
+      throttled: false,
+      ambiguous: true,
+      lookUpFirst: true,
+    })
+    // LOOKUP_STOPS_IN_A_ROW (reclaim-decisions.ts): the third stop of its lookup fails it.
+    for (let stop = 1; stop <= 3; stop++) {
+      const [lookup] = await claim()
+      expect(lookup?.pastAttempts).toBe(true)
+      await t.pool.query(
+        `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+        [id],
+      )
+      await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
+    }
+    await endsSaying(
+      id,
+      'failed',
+      'lease_expired',
+      `the worker looking up its interrupted send stopped; outcome unknown${EARLIER}`,
+    )
+  })
+
   test('its last send interrupted and looked up past its attempts to no answer (lookups on), it names that send and the earlier one', async () => {
     const { id, lease } = await onItsLastAttempt()
     await startSends(t.db, [lease])
