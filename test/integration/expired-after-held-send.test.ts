@@ -105,6 +105,21 @@ async function heldThenRetried(options: Record<string, unknown> = inOneHour()) {
   return id
 }
 
+/** Row `id` claimed, sent again and answered for sure (500): a counted retry. */
+async function sentAgainAnswered500(id: string) {
+  const [lease] = await claim()
+  expect(lease?.id).toBe(id)
+  await startSends(t.db, [lease!])
+  await settleOne(id, lease!.token, {
+    kind: 'retry',
+    code: 'http_500',
+    message: 'http_500',
+    delayMs: 0,
+    throttled: false,
+    ambiguous: false,
+  })
+}
+
 describe('a row retried after its interrupted send was held, then expired', () => {
   test('failed by the expiry sweep, it says that earlier send may have delivered it', async () => {
     const id = await heldThenRetried()
@@ -175,16 +190,7 @@ describe('a row retried after its held send, then cancelled through the API whil
   /** heldThenRetried, its next send answered for sure (500), pending again for its next attempt. */
   async function retriedAfterA500() {
     const id = await heldThenRetried()
-    const [lease] = await claim()
-    await startSends(t.db, [lease!])
-    await settleOne(id, lease!.token, {
-      kind: 'retry',
-      code: 'http_500',
-      message: 'http_500',
-      delayMs: 0,
-      throttled: false,
-      ambiguous: false,
-    })
+    await sentAgainAnswered500(id)
     expect(await rowOf(t, id)).toMatchObject({ status: 'pending', last_error: 'http_500' })
     return id
   }
@@ -256,16 +262,7 @@ test('a row retried after its held send that then fails for good unsent (its tem
 test('a row retried after its held send that then runs out of attempts, each send answered for sure, names that earlier send', async () => {
   const id = await heldThenRetried()
   await t.pool.query('update mailer.email_outbox set max_attempts = 1 where id = $1', [id])
-  const [lease] = await claim()
-  await startSends(t.db, [lease!])
-  await settleOne(id, lease!.token, {
-    kind: 'retry',
-    code: 'http_500',
-    message: 'http_500',
-    delayMs: 0,
-    throttled: false,
-    ambiguous: false,
-  })
+  await sentAgainAnswered500(id)
   await endsSaying(id, 'failed', 'http_500', `attempts exhausted; last error: http_500${EARLIER}`)
 })
 
@@ -278,12 +275,33 @@ describe('a row retried after its held send, then ended on its last attempt', ()
     expect(lease?.id).toBe(id)
     return { id, lease: lease! }
   }
-  const reclaimedAfterItsWorkerStopped = async (id: string) => {
+  const reclaimedAfterItsWorkerStopped = async (id: string, lookups = false) => {
     await t.pool.query(
       `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
       [id],
     )
-    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups })
+  }
+  /** onItsLastAttempt, its send then interrupted (`code`): with lookups on (`lookUpFirst`), left to be looked up. */
+  async function lastSendInterrupted(code: string, lookUpFirst: boolean) {
+    const { id, lease } = await onItsLastAttempt()
+    await startSends(t.db, [lease])
+    await settleOne(id, lease.token, {
+      kind: 'retry',
+      code,
+      message: code,
+      delayMs: 0,
+      throttled: false,
+      ambiguous: true,
+      ...(lookUpFirst && { lookUpFirst }),
+    })
+    return id
+  }
+  /** Row `id`, past its attempts, claimed only to look its send up. */
+  async function claimedToLookUp(id: string) {
+    const [lookup] = await claim()
+    expect(lookup).toMatchObject({ id, pastAttempts: true })
+    return lookup!
   }
   /** A 429's retry given back uncounted, as the transport answers it. */
   const throttled = (delayMs: number): Settlement => ({
@@ -353,40 +371,16 @@ describe('a row retried after its held send, then ended on its last attempt', ()
   const BOTH = ' (that send, or an earlier interrupted one, may have delivered it)'
 
   test('its last send interrupted (a stop past its grace aborted it, lookups off), it names that send and the earlier one', async () => {
-    const { id, lease } = await onItsLastAttempt()
-    await startSends(t.db, [lease])
-    await settleOne(id, lease.token, {
-      kind: 'retry',
-      code: 'aborted',
-      message: 'aborted',
-      delayMs: 0,
-      throttled: false,
-      ambiguous: true,
-    })
+    const id = await lastSendInterrupted('aborted', false)
     await endsSaying(id, 'failed', 'aborted', `attempts exhausted; last error: aborted${BOTH}`)
   })
 
   test("its last send interrupted (lookups on), its lookup's workers stopping until it fails, it names that earlier send", async () => {
-    const { id, lease } = await onItsLastAttempt()
-    await startSends(t.db, [lease])
-    await settleOne(id, lease.token, {
-      kind: 'retry',
-      code: 'timeout',
-      message: 'timeout',
-      delayMs: 0,
-      throttled: false,
-      ambiguous: true,
-      lookUpFirst: true,
-    })
+    const id = await lastSendInterrupted('timeout', true)
     // LOOKUP_STOPS_IN_A_ROW (reclaim-decisions.ts): the third stop of its lookup fails it.
     for (let stop = 1; stop <= 3; stop++) {
-      const [lookup] = await claim()
-      expect(lookup?.pastAttempts).toBe(true)
-      await t.pool.query(
-        `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
-        [id],
-      )
-      await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
+      await claimedToLookUp(id)
+      await reclaimedAfterItsWorkerStopped(id, true)
     }
     await endsSaying(
       id,
@@ -397,32 +391,14 @@ describe('a row retried after its held send, then ended on its last attempt', ()
   })
 
   test('its last send interrupted and looked up past its attempts to no answer (lookups on), it names that send and the earlier one', async () => {
-    const { id, lease } = await onItsLastAttempt()
-    await startSends(t.db, [lease])
-    await settleOne(id, lease.token, {
-      kind: 'retry',
-      code: 'timeout',
-      message: 'timeout',
-      delayMs: 0,
-      throttled: false,
-      ambiguous: true,
-      lookUpFirst: true,
-    })
+    const id = await lastSendInterrupted('timeout', true)
     expect(await rowOf(t, id)).toMatchObject({ status: 'pending' })
-    const [past] = await claim()
-    expect(past?.pastAttempts).toBe(true)
+    const past = await claimedToLookUp(id)
+    // Its lookup could not tell (no Mail.Read): out of attempts, the mark kept (interrupted-send.ts).
+    const lookedUp = { id, token: past.token, settlement: { kind: 'exhausted' } as const }
     await settleLeases(
       t.db,
-      [
-        {
-          id,
-          token: past!.token,
-          settlement: { kind: 'exhausted' },
-          ambiguous: true,
-          uncounted: true,
-          startedAt: null,
-        },
-      ],
+      [{ ...lookedUp, ambiguous: true, uncounted: true, startedAt: null }],
       settleParams,
     )
     await endsSaying(id, 'failed', 'timeout', `attempts exhausted; last error: timeout${BOTH}`)

@@ -142,14 +142,19 @@ async function markedRow(attempts: number, entries: Entry[]) {
  */
 async function stoppedDuringLastSend(...before: Entry[]): Promise<string> {
   const id = await markedRow(1, before)
+  await stoppedDuringSecondSend(id, true)
+  return lookedUp(id, { kind: 'exhausted' })
+}
+
+/** Row `id` (markedRow) claimed for its second and last attempt, whose worker stopped during its send: reclaimed. */
+async function stoppedDuringSecondSend(id: string, lookups: boolean) {
   const [send] = await claimOne()
   expect(send?.attempt).toBe(2)
   await t.pool.query(
     `update mailer.email_outbox set send_started_at = now(), lease_expires_at = now() - interval '1 second' where id = $1`,
     [id],
   )
-  await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
-  return lookedUp(id, { kind: 'exhausted' })
+  await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups })
 }
 
 /** Row `id`, out of attempts and left to be looked up, claimed so and settled `settlement`: its last error. */
@@ -309,13 +314,7 @@ test('a resend whose worker stopped during it on the last attempt, lookups off: 
   /** A row whose first attempt ended as `before`, its resend's worker stopped during it: its failure. */
   const reclaimedDuringResend = async (...before: Entry[]) => {
     const id = await markedRow(1, before)
-    const [resend] = await claimOne()
-    expect(resend?.attempt).toBe(2)
-    await t.pool.query(
-      `update mailer.email_outbox set send_started_at = now(), lease_expires_at = now() - interval '1 second' where id = $1`,
-      [id],
-    )
-    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    await stoppedDuringSecondSend(id, false)
     const row = await rowOf(t, id)
     return [row.status, row.last_error_code, row.last_error]
   }
