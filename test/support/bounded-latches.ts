@@ -27,7 +27,10 @@ export interface BoundedLatches {
  * within `boundMs`, by name.
  */
 export function boundedLatches(boundMs: number): BoundedLatches {
-  const ended = Promise.withResolvers<void>()
+  // The waits under way, each let go by `end`: a set, not a race with one promise of the end, so
+  // a wait that ended holds nothing until the test's end (a test counting live promises).
+  const waiting = new Set<() => void>()
+  let ended = false
   const ranOut = Promise.withResolvers<never>()
   // Awaited by `watch` only: a run-out none watches is the statement's error alone.
   ranOut.promise.catch(() => undefined)
@@ -38,19 +41,27 @@ export function boundedLatches(boundMs: number): BoundedLatches {
         resolve: () => happened.resolve(),
         wait: () =>
           new Promise<void>((resolve, reject) => {
+            if (ended) return resolve()
+            const done = () => {
+              clearTimeout(timer)
+              waiting.delete(done)
+              resolve()
+            }
             const timer = setTimeout(() => {
+              waiting.delete(done)
               const err = new Error(`latch "${name}" not reached within ${boundMs} ms`)
               ranOut.reject(err)
               reject(err)
             }, boundMs)
-            void Promise.race([happened.promise, ended.promise]).then(() => {
-              clearTimeout(timer)
-              resolve()
-            })
+            waiting.add(done)
+            void happened.promise.then(done)
           }),
       }
     },
     watch: (p) => Promise.race([p, ranOut.promise]),
-    end: () => ended.resolve(),
+    end: () => {
+      ended = true
+      for (const done of [...waiting]) done()
+    },
   }
 }
