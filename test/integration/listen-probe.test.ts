@@ -4,6 +4,7 @@ import { type AddressInfo, createServer, type Socket } from 'node:net'
 import pg from 'pg'
 import { hearsOtherSessions } from '../../src/db/listen-probe.ts'
 import { openProbeSession, type ProbeSession } from '../../src/db/probe-session.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { startHoldingProxy } from '../support/holding-proxy.ts'
@@ -165,7 +166,8 @@ test("the verdict waits for no end of a second session the caller opened (the li
   const pid = (listening as unknown as { processID: number }).processID
   const own = { url: t.url, applicationName: 'outbox-mailer:probe-test', timeoutMs: 5_000 }
   const real = openProbeSession(own)
-  const endAsked = Promise.withResolvers<void>()
+  // Bounded below the test's 10 s, past the verdict's own bound (5 s), which ends the race first.
+  const endAsked = boundedLatches(8_000).make('the probe session’s end asked')
   const session: ProbeSession = {
     notify: (channel) => real.notify(channel),
     // A goodbye that never comes.
@@ -176,7 +178,7 @@ test("the verdict waits for no end of a second session the caller opened (the li
   }
   try {
     const verdict = hearsOtherSessions(listening, { ...own, backendPid: pid, session })
-    const first = await Promise.race([verdict, endAsked.promise.then(() => 'end asked' as const)])
+    const first = await Promise.race([verdict, endAsked.wait().then(() => 'end asked' as const)])
     // The end is asked once the notification is sent, before the verdict; the verdict follows.
     expect({ first, heard: await verdict }).toEqual({ first: 'end asked', heard: true })
   } finally {

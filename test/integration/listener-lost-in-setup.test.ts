@@ -3,6 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { openDb } from '../../src/db/open.ts'
 import type { SharedSession } from '../../src/db/shared-session.ts'
 import { silentLogger } from '../../src/log.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
 import { hookedSession } from '../support/hooked-session.ts'
 import { loneListener } from '../support/lone-listener.ts'
@@ -18,7 +19,8 @@ const t = useTestDb()
  * second pg_terminate_backend met a session awaiting it). `ended` resolves once that client ended.
  */
 function endedAtTheProbe(real: SharedSession) {
-  const ended = Promise.withResolvers<void>()
+  // Bounded and named: a cut that never comes fails as that, not as the test's timeout.
+  const ended = boundedLatches(20_000).make('the LISTEN session’s client ended at the probe')
   let cut = false
   const session = hookedSession(real, async ({ client, text, run }) => {
     const answer = await run()
@@ -32,7 +34,7 @@ function endedAtTheProbe(real: SharedSession) {
     }
     return answer
   })
-  return { session, ended: ended.promise }
+  return { session, ended }
 }
 
 test('a LISTEN session ended while its probe awaits the notification fails its setup at once, with its own error', async () => {
@@ -42,7 +44,7 @@ test('a LISTEN session ended while its probe awaits the notification fails its s
   const { listener, events } = loneListener(t.url, { shared: session, checkTimeoutMs: 5_000 })
   try {
     listener.start()
-    await ended
+    await ended.wait()
     await events.waitFor((e) => e.type === 'listener' && e.state === 'reconnecting', 20_000)
     const failure = listener.connectFailure()?.err as Error | undefined
     expect(failure?.message).toBe('terminating connection due to administrator command')

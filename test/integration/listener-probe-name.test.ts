@@ -3,6 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { workerPresence } from '../../src/outbox/worker-presence.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { hookedSession } from '../support/hooked-session.ts'
@@ -12,6 +13,9 @@ import { loneListener } from '../support/lone-listener.ts'
 setDefaultTimeout(30_000)
 
 const t = useTestDb()
+
+/** A wait's bound, past the test's own (a poll of 10 s while the setup is held), below its timeout. */
+const LATCH_MS = 20_000
 
 const sessionsNamed = async () =>
   (
@@ -26,20 +30,21 @@ test("while a listener's probe holds its second session open, status counts one 
   const h = openDb({ name: 'probe', url: t.url, log: silentLogger, shareListenSession: true })
   // The setup is held once the probe's own channel is listened on: the probe's second session,
   // opened as the LISTEN session connected, is then connected or connecting.
-  const release = Promise.withResolvers<void>()
-  const held = Promise.withResolvers<void>()
+  const latches = boundedLatches(LATCH_MS)
+  const release = latches.make('the probe’s setup released by the test')
+  const held = latches.make('the probe’s own channel listened on')
   const session = hookedSession(h.listenSession!, async ({ text, run }) => {
     const answer = await run()
     if (text.startsWith('listen mailer_outbox_probe_')) {
       held.resolve()
-      await release.promise
+      await release.wait()
     }
     return answer
   })
   const { listener, events } = loneListener(t.url, { shared: session, checkTimeoutMs: 10_000 })
   try {
     listener.start()
-    await held.promise
+    await held.wait()
     // Both sessions in pg_stat_activity, by whatever names they give.
     const named = await pollUntil(async () => {
       const rows = await sessionsNamed()

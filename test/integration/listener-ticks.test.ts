@@ -5,6 +5,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { Clock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createListener } from '../../src/outbox/listener.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -95,6 +96,8 @@ test('a listening session keeps no promise per check interval (a session held fo
 }, 240_000)
 
 const ROUNDS = 60
+/** A session's reconnect takes well under a second, also loaded: its wait's bound. */
+const LATCH_MS = 20_000
 
 // Each round opens two sessions (the LISTEN session and its probe's): 210 rounds took 60 s on a
 // loaded 2-core machine (seen: timed out at the file's 60 s), a few seconds on an idle one.
@@ -113,7 +116,10 @@ test('a listener reconnecting on a URL of its own keeps no promise per session (
         })
       }),
   }
-  let listening = Promise.withResolvers<void>()
+  // Each session's listening bounded and named: a reconnect that never comes fails as that.
+  const latches = boundedLatches(LATCH_MS)
+  let sessions = 1
+  let listening = latches.make('the first session listening')
   const listener = createListener({
     db: 'test',
     url: t.url,
@@ -133,13 +139,13 @@ test('a listener reconnecting on a URL of its own keeps no promise per session (
   // Ends the current session as a dropped connection would, and waits for the next one.
   const reconnect = async () => {
     const pid = listener.backendPid()
-    listening = Promise.withResolvers<void>()
+    listening = latches.make(`session ${++sessions} listening (the last one's backend ended)`)
     await t.pool.query('select pg_terminate_backend($1)', [pid])
-    await listening.promise
+    await listening.wait()
   }
   try {
     listener.start()
-    await listening.promise
+    await listening.wait()
     for (let i = 0; i < 10; i++) await reconnect()
     const before = livePromises()
     for (let i = 0; i < ROUNDS; i++) await reconnect()

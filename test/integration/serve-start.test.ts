@@ -7,6 +7,7 @@ import { createLogger, silentLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
 import { startTcpProxy } from '../api/support/tcp-proxy.ts'
 import { testCluster } from '../preload.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
@@ -180,7 +181,7 @@ test('a worker exports the deploy guide’s alert counters at 0 from its start (
 
 test('idle scrapes that reuse an empty outbox’s numbers still count a row inserted since (the listener’s events reach the metrics)', async () => {
   await migrated.reset()
-  const notified = Promise.withResolvers<void>()
+  const notified = boundedLatches(20_000).make('the enqueued row’s notification heard')
   const running = await serve(configFor(migrated.url), {
     role: 'worker',
     log: silentLogger,
@@ -201,7 +202,7 @@ test('idle scrapes that reuse an empty outbox’s numbers still count a row inse
       `select mailer.enqueue_email('{"to": "a@example.com", "subject": "s", "text": "t"}',
                                    jsonb_build_object('sendAt', now() + interval '1 hour'))`,
     )
-    await notified.promise
+    await notified.wait()
     expect(await scrape()).toContain(pending(1))
   } finally {
     await running.stop('test')

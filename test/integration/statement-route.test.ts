@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/log.ts'
 import { LISTENER_APPLICATION_NAME } from '../../src/outbox/listen-session.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { pickupPrimer } from '../../src/outbox/pickup-primes.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
@@ -19,6 +20,8 @@ import { testPool } from '../support/test-pool.ts'
 setDefaultTimeout(30_000)
 
 const t = useTestDb()
+/** A turn a test holds on the shared session: the few statements it starts meanwhile take moments. */
+const TURN_MS = 10_000
 let h: DbHandle
 let e: TestEngine | null = null
 afterEach(async () => {
@@ -248,8 +251,8 @@ test("the listener's own statement waits for the route's on the session; a route
   // a pool connection (nor go unheard on the session) because the check holds the session.
   await poolEmpty()
   const openedBefore = opened
-  const turn = Promise.withResolvers<void>()
-  const owners = h.listenSession!.inTurn(() => turn.promise)
+  const turn = boundedLatches(TURN_MS).make('the check’s turn on the session ended')
+  const owners = h.listenSession!.inTurn(() => turn.wait())
   expect(h.statements.next()).toBe('session')
   const meanwhile = pidOf(h.statements.query('select pg_backend_pid() as pid'))
   turn.resolve()
@@ -262,11 +265,11 @@ test("during the owner's turn one statement waits for the session: next() says t
   h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
   const client = h.listenSession!.newClient('statement-route-test')
   await client.connect()
-  const turn = Promise.withResolvers<void>()
+  const turn = boundedLatches(TURN_MS).make('the owner’s turn on the session ended')
   try {
     h.listenSession!.attach(client)
     const sessionPid = await pidOf(client.query<{ pid: number }>('select pg_backend_pid() as pid'))
-    const owners = h.listenSession!.inTurn(() => turn.promise)
+    const owners = h.listenSession!.inTurn(() => turn.wait())
     const first = pidOf(h.statements.query('select pg_backend_pid() as pid'))
     // The session is promised to `first` once the turn ends: a second statement gets the pool.
     expect(h.statements.next()).toBe('pool')
