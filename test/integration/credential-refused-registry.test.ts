@@ -15,6 +15,7 @@ import { anotherWorkerLive } from '../../src/outbox/lone-token-wait.ts'
 import { createSideStatements } from '../../src/outbox/side-statements.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
@@ -152,6 +153,8 @@ test('an older binary’s entry (its beat writes neither column) and a gone work
 
 /** Past the token source's wait after a refusal (a minute): Entra is asked again. */
 const COOLDOWN_PASSED_MS = 61_000
+/** A held statement's bound: the test's steps meanwhile are a 10 s poll at most. */
+const LATCH_MS = 20_000
 
 test('refused, refused again, then a token: the entry is written at the refusal and at the token, not at the refusal that stood, nor a lease length later', async () => {
   const entra = entraOf()
@@ -301,8 +304,9 @@ for (const via of ['reclaim', 'heartbeat'] as const)
     // database, as a pool with no free connection holds it: the start's reclaim, or the first
     // heartbeat tick once a send is under way.
     const beatText = via === 'reclaim' ? 'in_flight as materialized' : 'ours as materialized'
-    const beatBuilt = Promise.withResolvers<void>()
-    const beatSent = Promise.withResolvers<void>()
+    const latches = boundedLatches(LATCH_MS)
+    const beatBuilt = latches.make('the beat built and held')
+    const beatSent = latches.make('the beat let go after the note')
     let beatAnswered = false
     let held = false
     const db = throughQueries(t, async (run, text) => {
@@ -310,7 +314,7 @@ for (const via of ['reclaim', 'heartbeat'] as const)
       if (!text.includes(beatText) || held) return run()
       held = true
       beatBuilt.resolve()
-      await beatSent.promise
+      await beatSent.wait()
       const answer = await run()
       beatAnswered = true
       return answer
@@ -336,7 +340,7 @@ for (const via of ['reclaim', 'heartbeat'] as const)
         await pollUntil(async () => (engine.sender.inFlight() === 1 ? true : undefined))
         held = false
       }
-      await beatBuilt.promise
+      await beatBuilt.wait()
       // Entra refuses the credential now: the note is written (its own statement, not held).
       refusal = { code: 'AADSTS7000222', forMs: 0 }
       for (const l of listeners) l()
@@ -391,13 +395,14 @@ test('a busy row’s own lease statement (the wait past a tick) built before a r
   // The busy row's statement (extendLeases: it waits for the row's lock; the tick's skips it) is
   // built (the refusal read) when the tick meets the row busy, and held before it reaches the
   // database, as a pool with no free connection holds it.
-  const busyBuilt = Promise.withResolvers<void>()
-  const busySent = Promise.withResolvers<void>()
+  const latches = boundedLatches(LATCH_MS)
+  const busyBuilt = latches.make('the busy row’s statement built and held')
+  const busySent = latches.make('the busy row’s statement let go after the note')
   const db = throughQueries(t, async (run, text) => {
     if (text.includes('update mailer.workers w')) notes.push(text)
     if (!text.includes('locked as materialized') || text.includes('skip locked')) return run()
     busyBuilt.resolve()
-    await busySent.promise
+    await busySent.wait()
     return run()
   })
   const { note, besides } = noteOf(db, worker)
@@ -425,7 +430,7 @@ test('a busy row’s own lease statement (the wait past a tick) built before a r
   const app = await holdRowLocked(t.pool, id, 'update')
   try {
     await heartbeat()
-    await busyBuilt.promise
+    await busyBuilt.wait()
     // Entra refuses the credential now: the note is written (its own statement, not held).
     refusal = { code: 'AADSTS7000222', forMs: 0 }
     note.changed()

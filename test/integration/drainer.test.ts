@@ -11,6 +11,7 @@ import { CLAIMS_FAILING_MS } from '../../src/outbox/failing-claims-problem.ts'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { openGate, type SendGate, type SendPermit } from '../../src/outbox/send-gate.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
 import {
   attemptsOf,
@@ -949,8 +950,9 @@ describe('claims per drain', () => {
     const e = await started({ config: { concurrency: 1 }, deps: { claim } })
     calls = () => e.sender.calls.length
     heard = () => e.events.waitFor((x) => x.type === 'notification')
-    const committed = Promise.withResolvers<void>()
-    inserted = committed.promise
+    // Bounded and named: it spans a 10 s poll and the insert.
+    const committed = boundedLatches(20_000).make('the 50 rows’ insert committed')
+    inserted = committed.wait()
     try {
       await pollUntil(async () => (inFlight === 0 ? true : undefined))
       // 50 rows in one transaction: one notification, as the benchmark's drain inserts its rows.
@@ -1435,15 +1437,16 @@ describe('graceful shutdown', () => {
       acquire: async (_mailbox, signal) => (signal.aborted ? null : { release: async () => {} }),
       pause: async () => {},
     }
-    const claimAsked = Promise.withResolvers<void>()
-    const claimMayGo = Promise.withResolvers<void>()
+    const latches = boundedLatches(20_000)
+    const claimAsked = latches.make('the claim asked for')
+    const claimMayGo = latches.make('the claim let go once the stop began')
     const e = createTestEngine(t, {
       deps: {
         sender,
         gate: waitingGate,
         claim: async (db, p) => {
           claimAsked.resolve()
-          await claimMayGo.promise
+          await claimMayGo.wait()
           return claimBatch(db, p)
         },
       },
@@ -1451,7 +1454,7 @@ describe('graceful shutdown', () => {
     engine = e
     const id = await enqueue(t)
     await e.start()
-    await claimAsked.promise
+    await claimAsked.wait()
     const stopping = e.drainer.stop(5_000)
     claimMayGo.resolve()
     await stopping

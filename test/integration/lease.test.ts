@@ -22,6 +22,7 @@ import type { SettleQueue } from '../../src/outbox/settle-queue.ts'
 import { createSettlements } from '../../src/outbox/settlements.ts'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { claimAsW1 } from '../support/claim-as-w1.ts'
 import { useTestDb } from '../support/db.ts'
 import { deliveryDeps, testSettlements } from '../support/delivery-deps.ts'
@@ -1825,14 +1826,16 @@ describe('lease upkeep', () => {
       clock: systemClock,
       log,
     })
-    const written = Promise.withResolvers<void>()
-    const hold = Promise.withResolvers<void>()
+    // Bounded and named: what they wait for is a statement or a heartbeat's few.
+    const latches = boundedLatches(20_000)
+    const written = latches.make('the settlement’s statement answered')
+    const hold = latches.make('the settlement’s answer let go after the heartbeat')
     const settle: SettleQueue = {
       push: async (item) => {
         await taken(id)
         const row = await settlements.push(item)
         written.resolve()
-        await hold.promise
+        await hold.wait()
         return row
       },
       idle: () => settlements.idle(),
@@ -1864,7 +1867,7 @@ describe('lease upkeep', () => {
       }),
       [lease],
     )
-    await written.promise
+    await written.wait()
     const status = (await rowOf(t, id)).status
     // The heartbeat no longer finds the row 'sending', and answers first.
     await upkeep.first()

@@ -3,6 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { heldOwedRowsDue } from '../../src/outbox/held-owed-rows.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { claimAsW1 } from '../support/claim-as-w1.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
@@ -19,6 +20,8 @@ const NEW = 'outbox-next@example.com'
 // snapshot taken. (A function in search_path cannot reach the trigger, which sets its own; a
 // table lock held elsewhere stops a function's statement before its snapshot, not after.)
 const GATE = 5202
+/** A wait's bound: what it waits for is a statement or two (the loop's hold spans a 10 s poll). */
+const LATCH_MS = 30_000
 
 /** The ids a worker's claim takes now, as the wake's claim runs it. */
 const claimedIds = async () =>
@@ -74,8 +77,10 @@ for (const [loopBegan, told] of [
     const listener = await t.pool.connect()
     const heard: string[] = []
     listener.on('notification', (n) => heard.push(n.payload ?? ''))
-    const asked = Promise.withResolvers<string[]>()
-    const loopMayCommit = Promise.withResolvers<void>()
+    const latches = boundedLatches(LATCH_MS)
+    const asked = latches.make('the loop’s ask answered')
+    let askedRows: string[] | undefined
+    const loopMayCommit = latches.make('the loop’s commit let go by the test')
     try {
       const enderPid = (await ender.query<{ pid: number }>('select pg_backend_pid() as pid'))
         .rows[0]!.pid
@@ -85,13 +90,16 @@ for (const [loopBegan, told] of [
       const loop = t.db.connection().execute(async (c) => {
         await sql`begin`.execute(c)
         try {
-          asked.resolve(await heldOwedRowsDue(c))
-          await loopMayCommit.promise
+          askedRows = await heldOwedRowsDue(c)
+          asked.resolve()
+          await loopMayCommit.wait()
         } finally {
           await sql`commit`.execute(c)
         }
       })
-      expect(await Promise.race([asked.promise, loop.then(() => 'ended')])).toEqual([])
+      expect(
+        await Promise.race([asked.wait().then(() => askedRows), loop.then(() => 'ended')]),
+      ).toEqual([])
       await gate.query('select pg_advisory_lock($1)', [GATE])
       // NEW's owed state ends (as the probe's answer or a stale clear ends it), in a transaction that
       // goes on a moment after (kept open by the test through the claim below); its trigger's update

@@ -8,6 +8,7 @@ import { ensureSlots, takeSlots } from '../../src/outbox/send-slots.ts'
 import type { Sender } from '../../src/outbox/sender.ts'
 import { createSlotFreer } from '../../src/outbox/slot-freer.ts'
 import { createSlotKeeper } from '../../src/outbox/slot-keeper.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { type TestDb, useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
@@ -50,15 +51,19 @@ const pgGate = (
  * starved machine may spend before the gate has looked, or after a brief pause has run out).
  */
 function waitingClock() {
-  const waited = Promise.withResolvers<'waited'>()
+  // Bounded and named, from the clock's making: the test's steps before are a 10 s acquire at most.
+  const waited = boundedLatches(20_000).make('the gate’s first wait (a sleep)')
   const clock: Clock = {
     now: () => systemClock.now(),
     sleep: (ms, signal) => {
-      waited.resolve('waited')
+      waited.resolve()
       return systemClock.sleep(ms, signal)
     },
   }
-  return { clock, waits: waited.promise }
+  const waits = waited.wait().then(() => 'waited' as const)
+  // Raced by the test; a test that failed before its race leaves the run-out to no one.
+  waits.catch(() => undefined)
+  return { clock, waits }
 }
 
 /**
@@ -234,14 +239,15 @@ describe('the Postgres send gate', () => {
     // The waiting send's first ask for its turn is held back until both later sends are answered:
     // had its turn come in between (a slow answer to the first reservation, as under load), the
     // second would wait in its place, for a slot held until the end of this test.
-    const answered = Promise.withResolvers<void>()
+    // Past the two acquires' 10 s bound, which ends a failing wait first.
+    const answered = boundedLatches(20_000).make('both later sends answered')
     let holding = true
     const c = pgGate('d', {
       rate: 600,
       db: throughQueries(t, async (run, text) => {
         if (holding && isTakePacing(text)) {
           holding = false
-          await answered.promise
+          await answered.wait()
         }
         return run()
       }),
@@ -513,9 +519,10 @@ describe('the Postgres send gate', () => {
     // backlog waiting in place for its turn must not keep the other row from a place to send,
     // however slowly the claims pass the backlog (with its turns coming, a bound on how many of its
     // rows went first only measured how fast the claims ran against its 100 ms turns).
-    const otherSent = Promise.withResolvers<void>()
+    // Past the 20 s wait for the other row, which fails first should it not go.
+    const otherSent = boundedLatches(25_000).make('the other mailbox’s row sent')
     const backlogTurns = throughQueries(t, async (run, text, values) => {
-      if (isTakePacing(text) && values.includes('backlog@example.com')) await otherSent.promise
+      if (isTakePacing(text) && values.includes('backlog@example.com')) await otherSent.wait()
       return run()
     })
     // 600/min: one send per 100 ms from each mailbox; four places to send.
