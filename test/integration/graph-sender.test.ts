@@ -27,6 +27,7 @@ import {
 import { GraphAuthError } from '../../src/transport/graph-token-error.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { createTransport } from '../../src/transport-wiring.ts'
+import { type BoundedLatch, boundedLatches } from '../support/bounded-latches.ts'
 import { closedPort } from '../support/closed-port.ts'
 import {
   type FakeGraph,
@@ -179,6 +180,9 @@ const live = () => new AbortController().signal
  * Polls a condition with a bound: waits on an effect without guessing a sleep length. The bound
  * (20 s, under the test's 30 s) only costs time on failure; a starved machine can take seconds.
  */
+/** A request a test holds: let go within one `until` (20 s) of its hold; past it, by name. */
+const HELD_MS = 25_000
+
 async function until(cond: () => boolean | Promise<boolean>, what: string) {
   const deadline = performance.now() + 20_000
   for (;;) {
@@ -431,10 +435,10 @@ describe('token source', () => {
 
   test('a caller giving up does not cancel the refresh others wait for', async () => {
     const s = await setup()
-    const gate = Promise.withResolvers<void>()
+    const gate = boundedLatches(HELD_MS).make('the token request let go once a caller gave up')
     const gated = createTokenSource({
       fetch: (async (input: string | URL | Request, init?: RequestInit) => {
-        await gate.promise
+        await gate.wait()
         return fetch(input, init)
       }) as typeof fetch,
       clock: s.clock,
@@ -1487,7 +1491,7 @@ describe('sendMail outcomes', () => {
     let down = true
     let graphFetches = 0
     let inFlight = 0
-    let held: PromiseWithResolvers<void> | null = null
+    let held: BoundedLatch | null = null
     const through = Object.assign(
       async (input: string | URL | Request, init?: RequestInit) => {
         const url = new URL(input instanceof Request ? input.url : String(input))
@@ -1496,7 +1500,7 @@ describe('sendMail outcomes', () => {
         inFlight++
         try {
           if (down) return await fetch(`http://127.0.0.1:${downPort}${url.pathname}`, init)
-          if (held) await held.promise
+          if (held) await held.wait()
           return await fetch(input, init)
         } finally {
           inFlight--
@@ -1510,7 +1514,7 @@ describe('sendMail outcomes', () => {
     expect(await s.sender.send(mail(), live())).toMatchObject({ code: 'graph_unreachable' })
     expect(graphFetches).toBe(1)
     down = false
-    held = Promise.withResolvers<void>()
+    held = boundedLatches(HELD_MS).make('the probe let go once the others waited')
     s.clock.advance(5_000)
     const sends = Array.from({ length: 6 }, () => s.sender.send(mail(), live()))
     await until(() => graphFetches >= 2, 'the probe')
@@ -1538,10 +1542,10 @@ describe('sendMail outcomes', () => {
     const s = await setup({ fetch: g.fetch, config: { requestTimeoutMs: 1_000 } })
     expect(await s.sender.send(mail(), live())).toMatchObject({ code: 'graph_unreachable' })
     g.down = false
-    const probeAnswer = Promise.withResolvers<void>()
+    const probeAnswer = boundedLatches(HELD_MS).make('the slow probe answered')
     g.before = (n, signal) =>
       n === 2
-        ? probeAnswer.promise
+        ? probeAnswer.wait()
         : // A request that went after the probe with its deadline spent: the deadline's timer
           // fires before a byte of it leaves.
           new Promise<void>((resolve) => {
@@ -1578,8 +1582,8 @@ describe('sendMail outcomes', () => {
     const s = await setup({ fetch: g.fetch, config: { requestTimeoutMs: 120_000 } })
     expect(await s.sender.send(mail(), live())).toMatchObject({ code: 'graph_unreachable' })
     g.down = false
-    const probeAnswer = Promise.withResolvers<void>()
-    g.before = () => probeAnswer.promise
+    const probeAnswer = boundedLatches(HELD_MS).make('the probe answered after the stop')
+    g.before = () => probeAnswer.wait()
     s.clock.advance(5_000)
     const probe = s.sender.send(mail(), live())
     const stop = new AbortController()
@@ -1941,12 +1945,13 @@ async function graphComingBack() {
  * (sendMail, lookups); after `hold`, the next Graph request waits for `release` before it goes.
  */
 function holdingFirstRequest() {
-  let held: PromiseWithResolvers<void> | null = null
-  let gate = Promise.withResolvers<void>()
+  const latches = boundedLatches(HELD_MS)
+  let held: BoundedLatch | null = null
+  let gate = latches.make('the held Graph request released')
   const g = {
     signals: [] as AbortSignal[],
     hold: () => {
-      gate = Promise.withResolvers<void>()
+      gate = latches.make('the held Graph request released')
       held = gate
     },
     release: () => gate.resolve(),
@@ -1957,7 +1962,7 @@ function holdingFirstRequest() {
           g.signals.push(init?.signal ?? live())
           const wait = held
           held = null
-          await wait?.promise
+          await wait?.wait()
         }
         return fetch(input, init)
       },

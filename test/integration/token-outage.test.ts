@@ -5,6 +5,7 @@ import { createLogger, silentLogger } from '../../src/log.ts'
 import { GIVE_BACKS_WAIT_FOR_CLAIM } from '../../src/outbox/claim-before-give-back.ts'
 import { everyTokenWaitRowDue, tokenWaitRowsDue } from '../../src/outbox/token-wait-rows.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
 import { allIn, enqueue } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
@@ -403,8 +404,10 @@ describe('a refused credential (an unregistered certificate)', () => {
   // which it did not see) was lost to the loop's wait: those rows went unnamed until the cooldown's
   // end (refused() below: "35 named" not met within 30 s, twice in 40 runs of this file under load).
   test('rows enqueued while the rows the refusal holds are being named are named too: the wake they bring is not lost', async () => {
-    const answered = Promise.withResolvers<void>()
-    const released = Promise.withResolvers<void>()
+    // Bounded and named: the steps while the answer is held are two enqueues and a 10 s poll.
+    const latches = boundedLatches(20_000)
+    const answered = latches.make('the naming statement answered (held)')
+    const released = latches.make('the naming statement’s answer let go by the test')
     let holding = false
     // Once armed, the next naming statement runs, and its answer is held: rows enqueued meanwhile
     // are not in it, and their notifications (and a wake) come while the worker waits for it.
@@ -413,7 +416,7 @@ describe('a refused credential (an unregistered certificate)', () => {
       if (holding && /update mailer\.email_outbox o\s+set last_error_code/.test(text)) {
         holding = false
         answered.resolve()
-        await released.promise
+        await released.wait()
       }
       return answer
     })
@@ -429,7 +432,7 @@ describe('a refused credential (an unregistered certificate)', () => {
     const before = heard()
     holding = true
     const first = await enqueue(t)
-    await answered.promise
+    await answered.wait()
     const late = [await enqueue(t), await enqueue(t)]
     // Their notifications heard (a wake each) while the worker still waits for the naming's answer.
     await pollUntil(async () => (heard() >= before + 3 ? true : undefined))

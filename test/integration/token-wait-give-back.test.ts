@@ -6,6 +6,7 @@ import { BEAT_LATE_SECONDS } from '../../src/outbox/entry-alive-now.ts'
 import { anotherWorkerLive } from '../../src/outbox/lone-token-wait.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { createGraphTransport, type GraphTransport } from '../../src/transport/graph-transport.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
@@ -156,11 +157,15 @@ describe('Entra hangs for one worker, not for another', () => {
 describe('Entra slow for a worker alone', () => {
   test('its rows wait for its token as before: no give-back to itself, no history entry, no second claim', async () => {
     const ROWS = 5
-    const entra = Promise.withResolvers<void>()
+    // Bounded and named from here: the steps before it is let go are two 10 s polls at most.
+    const entra = boundedLatches(30_000).make('Entra’s answer let go by the test')
+    const tokenAnswered = entra.wait()
+    // Its token request's to wait for it; a test that failed before leaves the run-out to no one.
+    tokenAnswered.catch(() => undefined)
     // Slow at 200 ms (3 s in production): the same path, without 3 s of a test's time.
     const solo = await graphWorker('solo-worker', {
       hang: false,
-      tokenAnswered: entra.promise,
+      tokenAnswered,
       tokenSlowMs: 200,
     })
     for (let i = 0; i < ROWS; i++) await enqueue(t)

@@ -8,6 +8,7 @@ import { claimBatch } from '../../src/outbox/claim.ts'
 import type { DrainerDeps } from '../../src/outbox/drainer-deps.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { createGraphTransport, type GraphTransport } from '../../src/transport/graph-transport.ts'
+import { boundedLatches } from './bounded-latches.ts'
 import type { TestDb } from './db.ts'
 import { createTestEngine, enqueue, type TestEngine } from './engine.ts'
 import { pollUntil } from './events.ts'
@@ -22,6 +23,8 @@ import {
 /** Longer than the token source's longest backoff (5 minutes). */
 export const PAST_ANY_BACKOFF_MS = 10 * 60_000
 export const ENTRA_500 = { status: 500, error: 'server_error', aadsts: 50000 }
+/** A held claim's waits: a wake's claim round, or the test's steps before its release (a 10 s poll). */
+const CLAIM_HOLD_MS = 20_000
 
 /** The token source's clock: its shared backoff passes when the test says, not in real time. */
 export class ManualClock implements Clock {
@@ -47,7 +50,7 @@ export interface OutageRun {
   permits: () => number
   /**
    * Holds the worker's next claim before its statement: `entered` once a claim round waits there,
-   * which runs its statement once `release()` is called.
+   * which runs its statement once `release()` is called. Both waits bounded, named past it.
    */
   holdNextClaim(): { entered: Promise<void>; release(): void }
   stop(): Promise<void>
@@ -115,7 +118,7 @@ export async function startOutage(
     },
   )
   const claims = { rows: 0, statements: 0, inFlight: 0 }
-  let claimHold: { entered: () => void; released: Promise<void> } | null = null
+  let claimHold: { entered: () => void; released: () => Promise<void> } | null = null
   const gate = createPgSendGate({
     db: o.gateDb ?? t.statements.db,
     clock: systemClock,
@@ -161,7 +164,7 @@ export async function startOutage(
         claimHold = null
         if (hold) {
           hold.entered()
-          await hold.released
+          await hold.released()
         }
         try {
           const r = await claimBatch(db, p)
@@ -199,10 +202,14 @@ export async function startOutage(
     claims,
     permits: () => permits,
     holdNextClaim() {
-      const entered = Promise.withResolvers<void>()
-      const released = Promise.withResolvers<void>()
-      claimHold = { entered: entered.resolve, released: released.promise }
-      return { entered: entered.promise, release: released.resolve }
+      const latches = boundedLatches(CLAIM_HOLD_MS)
+      const entered = latches.make('the held claim entered (a claim round came)')
+      const released = latches.make('the held claim released by the test')
+      claimHold = { entered: entered.resolve, released: () => released.wait() }
+      const enteredWait = entered.wait()
+      // Awaited by the test at once; one that failed before leaves the run-out to no one.
+      enteredWait.catch(() => undefined)
+      return { entered: enteredWait, release: released.resolve }
     },
     claimsInFlight: () => claims.inFlight,
     async stop() {

@@ -6,6 +6,7 @@ import { secretCredential } from '../../src/transport/graph-credential.ts'
 import { createGraphReachability } from '../../src/transport/graph-reachability.ts'
 import { createGraphRequest } from '../../src/transport/graph-request.ts'
 import { createTokenSource, type TokenSource } from '../../src/transport/graph-token.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -72,13 +73,16 @@ test('a wall clock stepped forward neither cuts the back-off short nor drops the
 test('a wall clock stepped back ends the wait for a probe at the request deadline', async () => {
   const { c, clock } = handClock()
   const reachability = createGraphReachability({ clock, log: silentLogger })
-  const answer = Promise.withResolvers<Response>()
-  const probing = Promise.withResolvers<void>()
+  // Bounded and named: each comes within moments (the steps between are synchronous).
+  const latches = boundedLatches(10_000)
+  const answer = latches.make('the probe’s answer given by the test')
+  const probing = latches.make('the probe’s request made')
   let calls = 0
   const fetch = (async () => {
     calls++
     probing.resolve()
-    return calls === 1 ? answer.promise : new Response(null, { status: 202 })
+    if (calls === 1) await answer.wait()
+    return new Response(null, { status: 202 })
   }) as unknown as typeof globalThis.fetch
   const request = createGraphRequest({
     tokens: tokens(),
@@ -101,10 +105,10 @@ test('a wall clock stepped back ends the wait for a probe at the request deadlin
   const probe = send()
   const waiting = send()
   // The probe's request is made within its deadline.
-  await probing.promise
+  await probing.wait()
   c.mono += 31_000
   c.wall -= 3_600_000
-  answer.resolve(new Response(null, { status: 202 }))
+  answer.resolve()
   await probe
   // Past its deadline it goes back unsent; on the wall clock it was still in time and was sent.
   expect(await waiting).toMatchObject({ unsent: true, failed: { code: 'graph_unreachable' } })
