@@ -1,6 +1,7 @@
 // A send Graph accepted whose lease another worker took before its outcome was written: a stop counts it unrecorded (exit 1, named) when found lost since the stop began, not when found before.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { compiledBinary } from '../support/binary.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { pollUntil } from '../support/events.ts'
 import {
   generateTestCertificate,
@@ -41,7 +42,12 @@ async function acceptedSendLeaseLost(
   const database = await cloneTemplateDb(name)
   databases.push(database)
   const fake = await startFakeGraph({ certificates: [cert.certPem], mailboxes: [FROM] })
-  const { promise: answered, resolve: answer } = Promise.withResolvers<void>()
+  // Bounded and named: the steps before `answer` are a binary's start and polls of 30 s and 10 s.
+  const answers = boundedLatches(90_000).make('the sendMail’s answer let go by the test')
+  const answer = answers.resolve
+  const answered = answers.wait()
+  // Awaited by the fake's sendMail; should none come, the run-out is no one's.
+  answered.catch(() => undefined)
   fake.setFaults({ answerAfter: answered })
   const { p, stdout } = spawnGraphBinaryWorker(bin, {
     databaseUrl: database.url,

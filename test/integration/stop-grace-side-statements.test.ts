@@ -1,6 +1,7 @@
 // A worker's stop whose sends, ending within its grace, begin statements beside them (a paused mailbox's rows' deferral, MAIL_FROM's probe's answer): the stop resolves only once each has answered.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { SendGate } from '../../src/outbox/send-gate.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
@@ -51,7 +52,7 @@ test('a send that meets a long throttle during the stop’s grace: the stop wait
     const stopAt = await databaseNow(t)
     const heldAtStop = await heldWhenStopped(held.proxy, () => w.stop(GRACE_MS), {
       meanwhile: async () => {
-        await graceBegan
+        await graceBegan()
         // The send answers within the stop's grace: its throttle pauses the row's own mailbox.
         w.sender.release()
         await pollUntil(async () => (held.proxy.holding() ? true : undefined), 30_000)
@@ -76,7 +77,7 @@ test('the probe of MAIL_FROM’s pause answered during the stop’s grace: the s
   const held = await openAnswerHoldingHandle(t)
   // The stop's grace begins with its wait for the sends in flight, the probe's among them.
   const { clock, graceBegan } = graceBeganClock(GRACE_MS)
-  const graphAnswers = Promise.withResolvers<void>()
+  const graphAnswers = boundedLatches(55_000).make('Graph’s answer to the probe let go by the test')
   try {
     const id = await enqueue(t)
     const w = await startTransportWorker(t, [], graphTransport(g.fake, FROM), {
@@ -88,7 +89,8 @@ test('the probe of MAIL_FROM’s pause answered during the stop’s grace: the s
     })
     await pausedOwedAndIdle(t, FROM, w)
     // The pause over, Graph takes the probe's send and answers it when told.
-    g.fake.setFaults({ answerAfter: graphAnswers.promise })
+    // Bounded from here: the steps before it is let go are a 30 s poll and the grace's begin (20 s).
+    g.fake.setFaults({ answerAfter: graphAnswers.wait() })
     await t.pool.query(
       `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
        update mailer.email_outbox set send_at = now() - interval '1 minute' where status = 'pending'`,
@@ -106,7 +108,7 @@ test('the probe of MAIL_FROM’s pause answered during the stop’s grace: the s
     const stopAt = await databaseNow(t)
     const heldAtStop = await heldWhenStopped(held.proxy, () => w.stop(GRACE_MS), {
       meanwhile: async () => {
-        await graceBegan
+        await graceBegan()
         graphAnswers.resolve()
         await pollUntil(async () => (held.proxy.holding() ? true : undefined), 30_000)
       },

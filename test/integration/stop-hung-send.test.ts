@@ -1,6 +1,7 @@
 // A stop with one send hung at Graph: the sends Graph accepted meanwhile are recorded without waiting for it (a kill in that wait sent them again).
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { STOP_GATHER_MS } from '../../src/outbox/stop-gather.ts'
+import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
 import { enqueue } from '../support/engine.ts'
@@ -21,7 +22,12 @@ test('a stop with sends in flight, one of them hung at Graph: the others’ sent
   const fake = await startFakeGraph({ clientSecret: 'right' })
   closing.push(() => fake.stop())
   // Every sendMail waits for `answer`; then the first hangs until its client gives up, the rest are accepted.
-  const { promise: answered, resolve: answer } = Promise.withResolvers<void>()
+  // Bounded and named: the steps before `answer` are two 20 s polls at most.
+  const answers = boundedLatches(45_000).make('the sendMails’ answers let go by the test')
+  const answer = answers.resolve
+  const answered = answers.wait()
+  // Awaited by the fake's sendMails; should none come, the run-out is no one's.
+  answered.catch(() => undefined)
   fake.setFaults({ answerAfter: answered, sendMail: ['hang'] })
   // Neither the stop's gather bound nor its grace passes (nor the hung request's own deadline, 55 s,
   // within the waits below; nor the lease, 120 s): a recording seen comes from the sends that reported.

@@ -3,6 +3,7 @@ import { type Clock, systemClock } from '../../src/clock.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { type AnswerHoldingProxy, startAnswerHoldingProxy } from './answer-holding-proxy.ts'
+import { boundedLatches } from './bounded-latches.ts'
 import type { TestDb } from './db.ts'
 import { pollUntil } from './events.ts'
 
@@ -55,10 +56,14 @@ export async function heldWhenStopped(
 
 /**
  * The system clock, telling when a stop's grace of `graceMs` began: its wait for the sends in flight
- * (shutdown-grace.ts) sleeps at most that long. By then the stop's wind-down has begun.
+ * (shutdown-grace.ts) sleeps at most that long. By then the stop's wind-down has begun. A wait for
+ * it (`graceBegan()`, called as the stop begins) fails past `boundMs`, naming it.
  */
-export function graceBeganClock(graceMs: number): { clock: Clock; graceBegan: Promise<void> } {
-  const began = Promise.withResolvers<void>()
+export function graceBeganClock(
+  graceMs: number,
+  boundMs = 20_000,
+): { clock: Clock; graceBegan: () => Promise<void> } {
+  const began = boundedLatches(boundMs).make('the stop’s grace began (its wait for the sends)')
   const clock: Clock = {
     ...systemClock,
     sleep(ms, signal) {
@@ -66,7 +71,7 @@ export function graceBeganClock(graceMs: number): { clock: Clock; graceBegan: Pr
       return systemClock.sleep(ms, signal)
     },
   }
-  return { clock, graceBegan: began.promise }
+  return { clock, graceBegan: () => began.wait() }
 }
 
 /**
