@@ -391,14 +391,15 @@ test('a worker whose token came reserves no turn before its entry’s note clear
   let armed = false
   // The test's wait for it bounded, named should it not come.
   const noteHeld = boundedLatches(LATCH_MS).make('the note clearing the refusal, held')
-  const release = Promise.withResolvers<void>()
+  // The note's hold likewise: let go within a 500 ms look of its hold, in the test's finally too.
+  const release = boundedLatches(LATCH_MS).make('the held note let go by the test')
   let asking = false
   let asked: Awaited<ReturnType<typeof pacedRowsBlocked>> | null = null
   const block = { code: 'AADSTS7000222', message: 'invalid_client: AADSTS7000222: expired' }
   const db = throughQueries(t, async (run, text) => {
     if (armed && text.includes(NOTE)) {
       noteHeld.resolve()
-      await release.promise
+      await release.wait()
     }
     const answer = await run()
     if (armed && text.includes(RESERVE) && !asking) {
