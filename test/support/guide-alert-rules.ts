@@ -5,12 +5,15 @@ import { createMetricFamilies } from '../../src/api/metric-families.ts'
 
 const ROOT = resolve(import.meta.dir, '../..')
 
-/** Each alert of the guide's table whose rule is a PromQL expression: its name and that expression. */
-export function guideAlertRules(): { alert: string; rule: string }[] {
+/**
+ * Each alert of the guide's table whose rule is a PromQL expression: its name, that expression and
+ * its `for` in minutes (0 when none).
+ */
+export function guideAlertRules(): { alert: string; rule: string; forMin: number }[] {
   const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
   const table = guide.slice(guide.indexOf('## 11. Alerts'), guide.indexOf('## 12. '))
-  return [...table.matchAll(/^\| ([^|]+) \| `([^`]+)`/gm)]
-    .map((m) => ({ alert: m[1]!, rule: m[2]!.replaceAll('\\|', '|') }))
+  return [...table.matchAll(/^\| ([^|]+) \| `([^`]+)`(?: for (\d+) m)? \|/gm)]
+    .map((m) => ({ alert: m[1]!, rule: m[2]!.replaceAll('\\|', '|'), forMin: Number(m[3] ?? 0) }))
     .filter((r) => r.rule.includes('outbox_'))
 }
 
