@@ -13,7 +13,7 @@ const TOKEN_REQUEST_TIMEOUT_MS = 30_000
  * meanwhile: else every worker's sends waited for a new token once an hour, and a request Entra
  * hung then held them (a failed background refresh is tried again every 30 s: graph-token.ts).
  */
-const REFRESH_AHEAD_MS = 5 * 60_000
+export const REFRESH_AHEAD_MS = 5 * 60_000
 
 export interface TokenRequest {
   fetch: typeof fetch

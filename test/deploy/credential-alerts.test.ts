@@ -1,6 +1,7 @@
-// The deploy guide's rules on the Graph credential: "Token failures" fires on token requests failing on, per machine, never on one Entra takes back at its next try.
+// The deploy guide's rules on the Graph credential: "Token failures" fires on token requests failing on, per machine, and neither it nor "Credential refused" on one Entra takes back at its next try; "Credential refused" before the mail stops.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { GraphAuthError } from '../../src/transport/graph-token-error.ts'
+import { REFRESH_AHEAD_MS } from '../../src/transport/graph-token-request.ts'
 import {
   PERMANENT_FAILURE_COOLDOWN_MS,
   tokenHoldOffMs,
@@ -52,4 +53,19 @@ test('"Token failures" fires once a machine\'s token requests keep failing with 
     // A failure that lasts stays in the window between two tries, so the `for` runs on.
     holdsBetweenTries: failed.length === 1 && failed[0]! * MINUTE_MS > longestGapMs,
   }).toEqual({ readsAnswers: true, perMachine: true, outlastsABlip: true, holdsBetweenTries: true })
+})
+
+test('"Credential refused" fires before the mail stops when the refresh ahead meets the refusal, not for one refusal Entra takes back at its next ask', () => {
+  // alerts58: for 5 m, a refusal met by the refresh ahead (its gauge 1 from then) fired as the
+  // cached token's use ended, when the mail stopped (promtool: refused at 2 min, firing at 7.0).
+  const { forMin } = guideRule('Credential refused')
+  // The gauge reads 1 from a refusal until a token comes: one taken back at the next ask reads 1
+  // for the refusal's cooldown and a scrape (Fly's, 15 s), a new secret not yet replicated.
+  const blipMs = PERMANENT_FAILURE_COOLDOWN_MS + 15_000
+  expect({
+    quietForABlip: forMin * MINUTE_MS > blipMs,
+    // The refresh ahead meets a refusal REFRESH_AHEAD_MS before the cached token's use ends: the
+    // rule fires a minute before the mail stops at least.
+    firesBeforeTheMailStops: forMin * MINUTE_MS + MINUTE_MS <= REFRESH_AHEAD_MS,
+  }).toEqual({ quietForABlip: true, firesBeforeTheMailStops: true })
 })
