@@ -137,7 +137,10 @@ export function createStatementRoute(
   }
   // A statement's turn, Kysely's (db) or not: a connection reserved, one query, released.
   const query = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) => {
-    const client = await routed.connect()
+    // The session free (no owner's turn on it): taken at once, as connect would take it, with no
+    // turn of the event loop before the statement goes out (a pickup's claim takes this way).
+    const taken = ownerTurn ? null : take()
+    const client = taken ? lease(taken) : await routed.connect()
     try {
       // pg's full result, typed by Kysely's narrower client interface.
       return (await client.query<R>(text, values)) as unknown as pg.QueryResult<R>

@@ -1,5 +1,6 @@
 // The statement route: an idle worker's statements ride its LISTEN session, so it holds one connection.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import pg from 'pg'
 import { systemClock } from '../../src/clock.ts'
 import { pickupPathOf } from '../../src/database-engines.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
@@ -227,6 +228,28 @@ test('a statement while another is on the session takes the pool; the session ta
   // The pool's connection closes once idle: the worker is back to its one connection.
   await poolEmpty()
   await holdsOneConnection()
+})
+
+test("a statement on the free session is sent before query() returns: a pickup's claim goes out with no turn of the event loop first", async () => {
+  // Every statement handed to pg by a client of this process, by its text: wrapped before the
+  // worker's pool is opened, whose client class takes pg's query as it finds it then.
+  const handed: string[] = []
+  const plainQuery = pg.Client.prototype.query
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const q = args[0] as string | { text?: string }
+    handed.push(typeof q === 'string' ? q : (q?.text ?? ''))
+    return (plainQuery as (...a: unknown[]) => unknown).apply(this, args)
+  } as unknown as pg.Client['query']
+  try {
+    const engine = await startShared()
+    expect(h.statements.next()).toBe('session')
+    const text = 'select pg_backend_pid() as pid /* sent at once */'
+    const answer = pidOf(h.statements.query(text))
+    expect(handed.filter((q) => q === text)).toEqual([text])
+    expect(await answer).toBe(engine.listener.backendPid()!)
+  } finally {
+    pg.Client.prototype.query = plainQuery
+  }
 })
 
 test("the listener's own statement waits for the route's on the session; a route statement waits for the listener's and takes the session after", async () => {
