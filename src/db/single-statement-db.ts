@@ -32,15 +32,16 @@ const runners = new WeakMap<Kysely<Database>, RunStatement>()
  * runner, on any other (a pool's, a transaction) as a compiled query. For what a pickup waits for
  * (the claim, a Graph send's last check): run cold between rows, an `sql` tag's nodes (built and
  * frozen per call), their compilation and Kysely's executor cost each such statement 0.06-0.09 ms
- * of client time (round 28, BENCHMARKS.md).
+ * of client time (round 28, BENCHMARKS.md). The runner's promise itself is returned, not awaited in
+ * an async function of its own: that was one more turn between the answer and its caller.
  */
-export async function statementText<R>(
+export function statementText<R>(
   db: Kysely<Database>,
   text: string,
   values: unknown[],
 ): Promise<{ rows: R[] }> {
   const run = runners.get(db)
-  if (run) return (await run(text, values)) as unknown as { rows: R[] }
+  if (run) return run(text, values) as unknown as Promise<{ rows: R[] }>
   return db.executeQuery<R>(CompiledQuery.raw(text, values))
 }
 

@@ -4,7 +4,7 @@ import type { Logger } from '../log.ts'
 import { claimBatch } from './claim.ts'
 import { createClaimBeforeGiveBack } from './claim-before-give-back.ts'
 import { createDefaultSenderPause } from './default-sender-pause.ts'
-import { deliverBatch } from './deliver.ts'
+import { type DeliveryDeps, deliverBatch } from './deliver.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
 import type { DueTimer } from './due-timer.ts'
 import { gateAfterRefusalCleared } from './gate-after-refusal-cleared.ts'
@@ -87,6 +87,55 @@ export function createClaimRound(r: {
   const giveBack = createClaimBeforeGiveBack(r.stopping, log)
   const givenBackAfterClaims = giveBack.settle(settle)
 
+  // What every batch's delivery is given: the same for each claim, so built once, not on the way
+  // from each claim's answer to its first send.
+  const delivery: DeliveryDeps = {
+    dbName: d.dbName,
+    db: d.db,
+    sender: d.sender,
+    gate,
+    slots: d.slots,
+    settle: givenBackAfterClaims,
+    start: lastChecks,
+    clock: d.clock,
+    log,
+    mailFrom: d.mailFrom,
+    ...(d.allowedSenders && { allowedSenders: d.allowedSenders }),
+    backoff: { baseMs: cfg.retryBaseSeconds * 1000, maxMs: cfg.retryMaxSeconds * 1000 },
+    lookup: d.lookup,
+    ...(d.lookupGraceSeconds !== undefined && { lookupGraceSeconds: d.lookupGraceSeconds }),
+    ...(d.sendTimeoutMs !== undefined && { sendTimeoutMs: d.sendTimeoutMs }),
+    ambiguousPolicy: d.ambiguousPolicy,
+    ...(d.onEvent ? { onEvent: d.onEvent } : {}),
+    ...(d.rng ? { rng: d.rng } : {}),
+    deadlines,
+    stopping: r.stopping,
+    abort: r.abort,
+    handedOver: (lease) => {
+      if (unsent.delete(lease)) r.roomMade()
+    },
+    done: (lease, sent) => {
+      const released = release(lease)
+      if (pause.done(lease, sent === true) && pause.key !== null) {
+        // The claims wait for the answer (limit 0 until answered). Beside the sends
+        // (`besides`): the stop waits for it, also when the probe ends within the stop's grace
+        // (the grace waits only for the deliveries running as it began).
+        void r.besides.track(
+          probeAnswered(d.db, { mailbox: pause.key, id: lease.id })
+            .catch((err) => log.warn('could not record MAIL_FROM’s probe answered', { err }))
+            .finally(() => {
+              pause.answered(lease)
+              r.roomMade()
+            }),
+        )
+      } else if (released) r.roomMade()
+    },
+    onRetry: due.arm,
+    givenBackForOthers: wakePeers,
+    ...(keptForToken && { keptForToken }),
+    onMailboxPaused: pause.mailboxPaused,
+  }
+
   // MAIL_FROM noted as a sender before the first claim, so that a row this worker sends from it is
   // looked up there after a redeploy changed MAIL_FROM (past-senders.ts). A failure fails the
   // round as a claim's would (the database away): noted at the next.
@@ -152,55 +201,7 @@ export function createClaimRound(r: {
     }
     deadlines.confirm(leases, claimSentAt)
     d.onEvent?.({ type: 'claimed', db: d.dbName, count: leases.length })
-    const run = deliverBatch(
-      {
-        dbName: d.dbName,
-        db: d.db,
-        sender: d.sender,
-        gate,
-        slots: d.slots,
-        settle: givenBackAfterClaims,
-        start: lastChecks,
-        clock: d.clock,
-        log,
-        mailFrom: d.mailFrom,
-        ...(d.allowedSenders && { allowedSenders: d.allowedSenders }),
-        backoff: { baseMs: cfg.retryBaseSeconds * 1000, maxMs: cfg.retryMaxSeconds * 1000 },
-        lookup: d.lookup,
-        ...(d.lookupGraceSeconds !== undefined && { lookupGraceSeconds: d.lookupGraceSeconds }),
-        ...(d.sendTimeoutMs !== undefined && { sendTimeoutMs: d.sendTimeoutMs }),
-        ambiguousPolicy: d.ambiguousPolicy,
-        ...(d.onEvent ? { onEvent: d.onEvent } : {}),
-        ...(d.rng ? { rng: d.rng } : {}),
-        deadlines,
-        stopping: r.stopping,
-        abort: r.abort,
-        handedOver: (lease) => {
-          if (unsent.delete(lease)) r.roomMade()
-        },
-        done: (lease, sent) => {
-          const released = release(lease)
-          if (pause.done(lease, sent === true) && pause.key !== null) {
-            // The claims wait for the answer (limit 0 until answered). Beside the sends
-            // (`besides`): the stop waits for it, also when the probe ends within the stop's grace
-            // (the grace waits only for the deliveries running as it began).
-            void r.besides.track(
-              probeAnswered(d.db, { mailbox: pause.key, id: lease.id })
-                .catch((err) => log.warn('could not record MAIL_FROM’s probe answered', { err }))
-                .finally(() => {
-                  pause.answered(lease)
-                  r.roomMade()
-                }),
-            )
-          } else if (released) r.roomMade()
-        },
-        onRetry: due.arm,
-        givenBackForOthers: wakePeers,
-        ...(keptForToken && { keptForToken }),
-        onMailboxPaused: pause.mailboxPaused,
-      },
-      leases,
-    ).catch((error) => {
+    const run = deliverBatch(delivery, leases).catch((error) => {
       // deliverBatch settles every row itself; reaching here is a bug, and the rows' way out is their
       // leases' expiry and a reclaim: a lease still held is heartbeaten and never expires, and a probe
       // still out holds MAIL_FROM's claims at none (DefaultSenderPause.limit).
