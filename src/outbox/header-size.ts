@@ -9,6 +9,7 @@ export const MAX_HEADER_BYTES = 262_144
  * equal but for case. Less than the whole header, so past the limit it cannot pass (sql/0033).
  */
 export function headerLineBytes(entries: readonly [string, string][]): number {
+  if (entries.length === 0) return 0
   const seen = new Set<string>()
   let bytes = 0
   for (const [name, value] of entries) {

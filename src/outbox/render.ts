@@ -122,7 +122,9 @@ function checkHeaderSize(
   own: MailAddress | null,
   code: 'invalid_message' | 'template_error',
 ): void {
-  const bytes = headerFieldsBytes({ ...mail, from: own })
+  // The fields it counts, not a copy of the whole mail: this runs on every pickup's way to its send.
+  const { subject, to, cc, replyTo, headers } = mail
+  const bytes = headerFieldsBytes({ subject, from: own, to, cc, replyTo, headers })
   if (bytes > MAX_HEADER_BYTES)
     throw new RenderError(
       code,

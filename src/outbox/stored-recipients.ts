@@ -58,9 +58,9 @@ export function sendableAddresses(list: unknown, field: string): MailAddress[] {
   })
 }
 
-// Recipients in a list or one alone, as mailer.normalize_recipients takes them.
-const itemsOf = (list: unknown): unknown[] =>
-  list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
+// How many entries a field holds: a list's, or one alone, as mailer.normalize_recipients takes them.
+const countOf = (list: unknown): number =>
+  list === undefined || list === null ? 0 : Array.isArray(list) ? list.length : 1
 
 /**
  * Each entry, in the list's order as enqueue judges them: an address string (or "Name <address>")
@@ -69,26 +69,35 @@ const itemsOf = (list: unknown): unknown[] =>
  * in A-labels named as such); an object's address so, named at .address (one that is no string is
  * no address), and its name a string if given, named at .name; anything else named as the entry.
  * (An object's other keys, which enqueue refuses, are left: such a row is sent, as before.)
+ * A loop, no closure or array made per call: it runs on every pickup's way to its send.
  */
 function checkAddresses(list: unknown, field: string): void {
-  const refused = (entry: string | { address: string }, name: string) =>
-    new AddressRefused('invalid_message', entry, field, (problem) => `${name} ${problem}`)
-  itemsOf(list).forEach((a, i) => {
-    const entry = entryName(field, list, i)
-    if (typeof a === 'string') {
-      // A string may also be "Name <address>" (sql/0035), as enqueue takes it.
-      if (isEmailAddress(trimSpaces(a)) || namedAddress(a) !== null) return
-      throw refused(a, entry)
-    }
-    if (typeof a !== 'object' || a === null || Array.isArray(a)) throw invalid(entry, SHAPE_REFUSED)
-    const { address, name } = a as { address?: unknown; name?: unknown }
-    // An address that is no string is no address (enqueue's plain words, nothing to ask about).
-    if (typeof address !== 'string') throw invalid(`${entry}.address`, NOT_AN_ADDRESS)
-    if (!isEmailAddress(trimSpaces(address))) throw refused({ address }, `${entry}.address`)
-    if (name !== undefined && name !== null && typeof name !== 'string')
-      throw invalid(`${entry}.name`, 'must be a string')
-  })
+  if (list === undefined || list === null) return
+  if (!Array.isArray(list)) checkAddress(list, field, list, 0)
+  else for (let i = 0; i < list.length; i++) checkAddress(list[i], field, list, i)
 }
+
+/** One entry of checkAddresses' (`list` and `i` name it, only once refused). */
+function checkAddress(a: unknown, field: string, list: unknown, i: number): void {
+  if (typeof a === 'string') {
+    // A string may also be "Name <address>" (sql/0035), as enqueue takes it.
+    if (isEmailAddress(trimSpaces(a)) || namedAddress(a) !== null) return
+    throw refused(a, field, entryName(field, list, i))
+  }
+  if (typeof a !== 'object' || a === null || Array.isArray(a))
+    throw invalid(entryName(field, list, i), SHAPE_REFUSED)
+  const { address, name } = a as { address?: unknown; name?: unknown }
+  // An address that is no string is no address (enqueue's plain words, nothing to ask about).
+  if (typeof address !== 'string')
+    throw invalid(`${entryName(field, list, i)}.address`, NOT_AN_ADDRESS)
+  if (!isEmailAddress(trimSpaces(address)))
+    throw refused({ address }, field, `${entryName(field, list, i)}.address`)
+  if (name !== undefined && name !== null && typeof name !== 'string')
+    throw invalid(`${entryName(field, list, i)}.name`, 'must be a string')
+}
+
+const refused = (entry: string | { address: string }, field: string, name: string) =>
+  new AddressRefused('invalid_message', entry, field, (problem) => `${name} ${problem}`)
 
 /**
  * A stored message's addresses and their numbers, as mailer.normalize_message checks them and in
@@ -97,13 +106,15 @@ function checkAddresses(list: unknown, field: string): void {
  * left to sendableAddresses.
  */
 export function checkStoredRecipients(m: StoredMessage): void {
-  const recipients = itemsOf(m.to).length + itemsOf(m.cc).length + itemsOf(m.bcc).length
+  const recipients = countOf(m.to) + countOf(m.cc) + countOf(m.bcc)
   if (recipients > 500)
     throw invalid('message.to', 'has too many recipients (at most 500 in to, cc and bcc together)')
-  if (itemsOf(m.replyTo).length > 500)
+  if (countOf(m.replyTo) > 500)
     throw invalid('message.replyTo', 'has too many addresses (at most 500)')
-  for (const field of ['to', 'cc', 'bcc', 'replyTo'] as const)
-    checkAddresses(m[field], `message.${field}`)
+  checkAddresses(m.to, 'message.to')
+  checkAddresses(m.cc, 'message.cc')
+  checkAddresses(m.bcc, 'message.bcc')
+  checkAddresses(m.replyTo, 'message.replyTo')
   if (recipients === 0)
     throw invalid(
       'message.to',
