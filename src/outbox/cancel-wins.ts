@@ -1,5 +1,6 @@
 // A recorded cancel wins: a row with a cancel recorded ends cancelled, whichever statement ends it unsent (its lease's settlement, the expiry sweep).
 import { sql } from 'kysely'
+import { afterWords, INTERRUPTED_SEND_MAY_HAVE_DELIVERED } from './may-have-delivered.ts'
 
 /**
  * On the outbox row `o`, read on the version the statement locks: a cancel was accepted (202) while
@@ -33,7 +34,7 @@ export const CANCELLED_UNRESOLVED = sql.lit(
  * The last_error of a row a recorded cancel ended with lookups off: its interrupted earlier send is
  * not looked up (cancelled-interrupted.ts), and may have delivered it.
  */
-export const CANCELLED_UNLOOKED = 'cancelled; an interrupted send may have delivered it'
+export const CANCELLED_UNLOOKED = `cancelled${afterWords(INTERRUPTED_SEND_MAY_HAVE_DELIVERED)}`
 
 /** CANCELLED_UNRESOLVED of a row whose lookup's workers kept stopping (reclaim.ts). */
 export const CANCELLED_LOOKUP_STOPPED = sql.lit(

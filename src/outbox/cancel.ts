@@ -2,9 +2,10 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
-import { EARLIER_SEND_MAY_HAVE_DELIVERED, earlierInterrupted } from './earlier-interrupted.ts'
+import { earlierInterrupted } from './earlier-interrupted.ts'
 import { kindLit } from './history-kind.ts'
 import { summarySelection } from './lease-owner-name.ts'
+import { afterWords, EARLIER_SEND_MAY_HAVE_DELIVERED } from './may-have-delivered.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
 import { wakeForCancelledProbeRow } from './probe-due-hint.ts'
 
@@ -13,6 +14,9 @@ import { wakeForCancelledProbeRow } from './probe-due-hint.ts'
  * or it is pending with an interrupted earlier send's mark, and the worker that claims it looks that
  * send up, never sending it again (cancelled-interrupted.ts): `sent` if it went, else `cancelled`.
  */
+/** The words a cancel appends naming an interrupted send its history holds unmarked (earlier-interrupted.ts). */
+const EARLIER_SEND = afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED)
+
 export type CancelOutcome = 'cancelled' | 'cancel_requested'
 
 export const outcomeOf = (status: string): CancelOutcome =>
@@ -30,9 +34,9 @@ export const cancelSet = {
   // own, or an ending that named it before a retry): it may have gone once, whatever came since.
   last_error: sql<string | null>`case when status = 'pending' and send_started_at is null
       and last_error_code is distinct from 'ambiguous_send'
-      and right(last_error, ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED.length)}) is distinct from ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)}
+      and right(last_error, ${sql.lit(EARLIER_SEND.length)}) is distinct from ${sql.lit(EARLIER_SEND)}
       and ${earlierInterrupted(sql`email_outbox.id`, sql`email_outbox.last_error_code`)}
-    then coalesce(last_error, '') || ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else last_error end`,
+    then coalesce(last_error, '') || ${sql.lit(EARLIER_SEND)} else last_error end`,
   cancel_requested_at: sql<Date>`coalesce(cancel_requested_at, now())`,
   send_at: sql<Date>`case when status = 'pending' and send_started_at is not null and cancel_requested_at is null
                           then least(send_at, now()) else send_at end`,
@@ -104,7 +108,7 @@ export const historyOfCancelled = (db: Kysely<Database>) =>
           // Only a row without an interrupted send's mark is cancelled here (cancelSet); one its
           // history holds unmarked is named, as the row's last error names it.
           sql<string>`case when ${earlierInterrupted(sql`cancelled_now.id`, sql`cancelled_now.last_error_code`)}
-            then ${sql.lit(`${CANCELLED_HERE}${EARLIER_SEND_MAY_HAVE_DELIVERED}`)} else ${sql.lit(CANCELLED_HERE)} end`.as(
+            then ${sql.lit(`${CANCELLED_HERE}${EARLIER_SEND}`)} else ${sql.lit(CANCELLED_HERE)} end`.as(
             'error',
           ),
           kindLit('attempt').as('kind'),

@@ -1,15 +1,13 @@
 // Whether a row without an interrupted send's mark still has one in its history that nothing resolved, and the words of an unsent ending (expiry, cancel, failure) that must then name it.
 import { type RawBuilder, sql } from 'kysely'
 import { CANCELLED_BEFORE_SEND } from './cancel-wins.ts'
+import { afterWords, EARLIER_SEND_MAY_HAVE_DELIVERED } from './may-have-delivered.ts'
 
 /** The expiry of a pending row none of whose sends may have delivered it. */
 export const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
 
-/** The words ending an unsent verdict on such a row (earlierInterrupted). */
-export const EARLIER_SEND_MAY_HAVE_DELIVERED = '; an earlier interrupted send may have delivered it'
-
 /** The expiry of such a row whose history holds an interrupted send left unresolved (earlierInterrupted). */
-export const NOT_SENT_AGAIN_BEFORE_EXPIRY = `not sent again before expiresAt${EARLIER_SEND_MAY_HAVE_DELIVERED}`
+export const NOT_SENT_AGAIN_BEFORE_EXPIRY = `not sent again before expiresAt${afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED)}`
 
 /**
  * Of the outbox row `id`: its history holds an interrupted send that no lookup resolved although
@@ -32,7 +30,7 @@ export const notSentBeforeExpiry = sql<string>`case when ${earlierInterrupted(sq
   then ${sql.lit(NOT_SENT_AGAIN_BEFORE_EXPIRY)} else ${sql.lit(NOT_SENT_BEFORE_EXPIRY)} end`
 
 /** CANCELLED_BEFORE_SEND of such a row (earlierInterrupted). */
-export const CANCELLED_BEFORE_SEND_AGAIN = `cancelled before the send started${EARLIER_SEND_MAY_HAVE_DELIVERED}`
+export const CANCELLED_BEFORE_SEND_AGAIN = `cancelled before the send started${afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED)}`
 
 /** The last_error of an unmarked row `o` a recorded cancel ended: CANCELLED_BEFORE_SEND, or the earlier send named. */
 export const cancelledBeforeSend = sql<string>`case when ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}

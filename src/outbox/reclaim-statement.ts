@@ -1,7 +1,7 @@
 // The reclaim's one statement: expired leases' rows updated as reclaim-decisions.ts decides, with their history, the next lease end, and the registry beat, expiry sweep and stale probes it carries.
 import { type RawBuilder, sql } from 'kysely'
 import { CANCELLED_LOOKUP_STOPPED } from './cancel-wins.ts'
-import { EARLIER_SEND_MAY_HAVE_DELIVERED, earlierInterrupted } from './earlier-interrupted.ts'
+import { earlierInterrupted } from './earlier-interrupted.ts'
 import { type ExpirySweep, expirySweep } from './expiry-sweep.ts'
 import { beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
 import { kindLit } from './history-kind.ts'
@@ -12,6 +12,7 @@ import {
   LOOKUP_STOPPED,
   STOPPED_BEFORE_SENDING_AGAIN,
 } from './lookup-stop.ts'
+import { afterWords, EARLIER_SEND_MAY_HAVE_DELIVERED } from './may-have-delivered.ts'
 import { EXPIRED_LOOKUP_STOPPED, reclaimDecisions } from './reclaim-decisions.ts'
 import { interruptedSendBefore } from './resent-unverified.ts'
 import { type StaleProbes, staleProbeClear } from './stale-probes.ts'
@@ -81,7 +82,7 @@ export function reclaimStatement(p: ReclaimParams) {
   const held = earlierInterrupted(sql`o.id`, sql`o.last_error_code`)
   const namedIfFailing = (earlier: RawBuilder<boolean>) => sql<string>`case
       when ${outOfAttempts} and not ${leftToLookUp} and ${earlier}
-      then ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else '' end`
+      then ${sql.lit(afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED))} else '' end`
   const earlierNamed = namedIfFailing(
     sql`(${held} or (o.send_started_at is not null and ${interruptedSendBefore(sql`o.id`)}))`,
   )
@@ -137,7 +138,7 @@ export function reclaimStatement(p: ReclaimParams) {
                                     when ${d.expiredLookupEnds} then 'expired' else 'lease_expired' end,
              -- An unmarked row whose history holds an interrupted send (earlier-interrupted.ts) names it.
              last_error = case when ${d.cancelled} and ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
-                               then ${sql.lit(`${CANCELLED_STOPPED}${EARLIER_SEND_MAY_HAVE_DELIVERED}`)}
+                               then ${sql.lit(`${CANCELLED_STOPPED}${afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED)}`)}
                                when ${d.cancelled} then ${sql.lit(CANCELLED_STOPPED)}
                                when ${d.lookupsEnd} then ${CANCELLED_LOOKUP_STOPPED}
                                when ${d.expiredLookupEnds} then ${EXPIRED_LOOKUP_STOPPED}

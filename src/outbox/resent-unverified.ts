@@ -13,6 +13,12 @@ import {
   OLD_UNKNOWN_WHETHER_DELIVERED,
 } from './history-kind.ts'
 import { endsASend, stoppedLookingUp } from './lookup-stop.ts'
+import {
+  afterMessage,
+  BOTH_SENDS_MAY_HAVE_DELIVERED,
+  EARLIER_SEND_WAS_INTERRUPTED,
+  THAT_SEND_MAY_HAVE_DELIVERED,
+} from './may-have-delivered.ts'
 import { AMBIGUOUS_CODES } from './send-verdict.ts'
 
 /**
@@ -24,10 +30,9 @@ import { AMBIGUOUS_CODES } from './send-verdict.ts'
 export type Resent = 'earlier' | 'both' | null
 
 /** The suffix naming the earlier interrupted send: the resend after it was answered for sure. */
-export const EARLIER_MAY_HAVE_DELIVERED =
-  ' (an earlier send was interrupted and may have delivered it)'
+export const EARLIER_MAY_HAVE_DELIVERED = afterMessage(EARLIER_SEND_WAS_INTERRUPTED)
 /** The suffix naming the resend and the interrupted send before it: the resend was interrupted too. */
-const BOTH_MAY_HAVE_DELIVERED = ' (that send, or an earlier interrupted one, may have delivered it)'
+const BOTH_MAY_HAVE_DELIVERED = afterMessage(BOTH_SENDS_MAY_HAVE_DELIVERED)
 
 /**
  * The suffix of a failed row's error whose last send may have delivered it, by `resent`
@@ -40,7 +45,7 @@ const BOTH_MAY_HAVE_DELIVERED = ' (that send, or an earlier interrupted one, may
 export const lastSendMayHaveDelivered = (resent: RawBuilder<unknown>) => sql`case ${resent}
   when 'earlier' then ${sql.lit(EARLIER_MAY_HAVE_DELIVERED)}
   when 'both' then ${sql.lit(BOTH_MAY_HAVE_DELIVERED)}
-  else ' (that send may have delivered it)' end`
+  else ${sql.lit(afterMessage(THAT_SEND_MAY_HAVE_DELIVERED))} end`
 
 /**
  * Of a history entry `alias`: the Resent its settlement recorded, by its kind (history-kind.ts),

@@ -3,13 +3,18 @@ import { sql } from 'kysely'
 import { CANCELLED_UNRESOLVED } from './cancel-wins.ts'
 import {
   cancelledBeforeSend,
-  EARLIER_SEND_MAY_HAVE_DELIVERED,
   earlierInterrupted,
   notSentBeforeExpiry,
 } from './earlier-interrupted.ts'
 import { expiredUnresolved } from './expired-unresolved.ts'
 import { LOOKUP_TOO_EARLY_CODE } from './lookup-grace.ts'
 import { endsASend } from './lookup-stop.ts'
+import {
+  afterWords,
+  EARLIER_SEND_MAY_HAVE_DELIVERED,
+  INTERRUPTED_SEND_MAY_HAVE_DELIVERED,
+  THAT_SEND_MAY_HAVE_DELIVERED,
+} from './may-have-delivered.ts'
 import {
   EARLIER_MAY_HAVE_DELIVERED,
   lastSendMayHaveDelivered,
@@ -41,15 +46,21 @@ const LAST_OR_EARLIER_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(
 const LOOKED_UP_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(
   sql`coalesce(${resentOfLastSend}, ${EARLIER_TOO})`,
 )
+/** The words naming an interrupted send earlier than the verdict's attempt (earlierInterrupted). */
+const EARLIER_SEND = sql.lit(afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED))
 /**
  * The suffix of a throttle's ending error on a row an interrupted send may have delivered: this
  * lease's (its mark), or an earlier one's its history holds unmarked (earlier-interrupted.ts),
  * read for such an ending only.
  */
 const INTERRUPTED_MAY_HAVE_DELIVERED = sql`case when i.ambiguous
-  then '; an interrupted send may have delivered it'
+  then ${sql.lit(afterWords(INTERRUPTED_SEND_MAY_HAVE_DELIVERED))}
   when ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
-  then ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else '' end`
+  then ${EARLIER_SEND} else '' end`
+/** A wait to look an interrupted send up again that would end past the row's expiresAt. */
+const EXPIRES_BEFORE_LOOKUP_AGAIN = sql.lit(
+  `expiresAt comes before its interrupted send can be looked up again (not in the mailbox yet)${afterWords(THAT_SEND_MAY_HAVE_DELIVERED)}`,
+)
 
 /**
  * The last counted attempt's error (`column`) of a lease past its attempts: the interrupted send's
@@ -80,7 +91,7 @@ export const settledLastError = sql`case l.verdict
                  -- A wait to look an interrupted send up again that would end past its bound (the
                  -- row is never sent past its expiresAt): no throttle, and no lookup to come.
                  when i.kind = 'retry' and i.code = ${LOOKUP_TOO_EARLY_CODE}
-                 then 'expiresAt comes before its interrupted send can be looked up again (not in the mailbox yet); that send may have delivered it'
+                 then ${EXPIRES_BEFORE_LOOKUP_AGAIN}
                  when i.kind = 'retry' and i.refund
                  then 'still throttled at its expiresAt: ' || coalesce(i.message, '') || ${INTERRUPTED_MAY_HAVE_DELIVERED}
                  -- Its interrupted send looked up and not found (expired-interrupted.ts).
@@ -101,7 +112,7 @@ export const settledLastError = sql`case l.verdict
                  when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_OR_EARLIER_MAY_HAVE_DELIVERED}
                    -- Its last send answered for sure: an interrupted send its history holds is named.
                    when ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
-                   then ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else '' end
+                   then ${EARLIER_SEND} else '' end
                  when i.ambiguous then coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ${LOOKED_UP_MAY_HAVE_DELIVERED}
                  else coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ' (that send was looked up and not found: not sent)' end
                -- A retry of an unverified resend names the send that may have delivered it, as its
@@ -114,5 +125,5 @@ export const settledLastError = sql`case l.verdict
                                                     then ${EARLIER}
                                                     when not i.ambiguous and i.code <> 'ambiguous_send'
                                                          and ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
-                                                    then ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)} else '' end
+                                                    then ${EARLIER_SEND} else '' end
                else i.message end`
