@@ -52,7 +52,8 @@ export const kindUnknown = (alias: string) => sql<boolean>`${entryKind(alias)} i
 
 /*
  * The words of the releases before 0189, which no longer change: how their entries are told apart.
- * The words the binary writes now live beside their writers and may be reworded freely.
+ * The words the binary writes now live beside their writers (may-have-delivered.ts) and may be
+ * reworded freely, so long as a reader that strips them takes these too (resent-unverified.ts).
  */
 /** A lookup's stop: lookup-stop.ts's LOOKUP_STOPPED and CANCEL_LOOKUP_STOPPED begin so. */
 export const OLD_LOOKING_UP_STOPPED = 'the worker looking up its interrupted send stopped'
@@ -74,7 +75,10 @@ export const OLD_UNKNOWN_WHETHER_DELIVERED = 'whether it delivered the message i
  * retry, never read as a failure.
  */
 export const OLD_LOOKUP_REFUSED = 'the mailbox lookup of an interrupted send was refused: '
-/** The retry of an unverified resend answered for sure ends so (resent 'earlier'). */
+/**
+ * The retry of an unverified resend answered for sure ends so (resent 'earlier'), also as the
+ * releases since 0189 stored it (kind resent), until may-have-delivered.ts made its words one.
+ */
 export const OLD_EARLIER = ' (an earlier send was interrupted and may have delivered it)'
 /** The retry of an unverified resend that may itself have reached the provider ends so ('both'). */
 export const OLD_BOTH = ' (that send, or an earlier interrupted one, may have delivered it)'

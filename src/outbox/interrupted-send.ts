@@ -4,7 +4,7 @@ import { retryDelayMs } from './backoff.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import { lookUpInterruptedSend } from './interrupted-lookup.ts'
 import { LOOKUP_GRACE_SECONDS, LOOKUP_TOO_EARLY_CODE, lookupGraceLeftMs } from './lookup-grace.ts'
-import { PREVIOUS_SEND_MAY_HAVE_BEEN_DELIVERED } from './may-have-delivered.ts'
+import { EARLIER_SEND_MAY_HAVE_DELIVERED } from './may-have-delivered.ts'
 import { afterGivenBack } from './paused-give-back.ts'
 import type { Finish, Ready } from './send-attempt.ts'
 import { PAUSED_CODE } from './settle-item.ts'
@@ -163,7 +163,7 @@ export async function resolveAmbiguity(
     await finish(r.lease, {
       kind: 'failed',
       code: 'ambiguous_send',
-      message: `${PREVIOUS_SEND_MAY_HAVE_BEEN_DELIVERED}; held for review (retry it to send)`,
+      message: `${EARLIER_SEND_MAY_HAVE_DELIVERED}; held for review (retry it to send)`,
     })
   }
   return false

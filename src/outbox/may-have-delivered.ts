@@ -15,21 +15,14 @@ export const THAT_SEND_MAY_HAVE_DELIVERED = 'that send may have delivered it'
 
 /**
  * An interrupted send before the attempt the words name, which sent nothing (an expiry, a cancel,
- * a render failure) or was answered for sure (a refusal, a 500).
+ * a render failure, a hold for review) or was answered for sure (an unverified resend refused or
+ * answered 500, a failure after a held send was retried).
  */
 export const EARLIER_SEND_MAY_HAVE_DELIVERED = 'an earlier interrupted send may have delivered it'
-
-/** EARLIER_SEND_MAY_HAVE_DELIVERED after an unverified resend answered for sure, or a render failure. */
-export const EARLIER_SEND_WAS_INTERRUPTED =
-  'an earlier send was interrupted and may have delivered it'
 
 /** Both: the last send, a resend that may have reached the provider too, and the interrupted one it resent. */
 export const BOTH_SENDS_MAY_HAVE_DELIVERED =
   'that send, or an earlier interrupted one, may have delivered it'
-
-/** A row held for review (ambiguous_send) whose interrupted earlier send no lookup resolved. */
-export const PREVIOUS_SEND_MAY_HAVE_BEEN_DELIVERED =
-  'a previous send was interrupted and may have been delivered'
 
 /** A clause after the writer's own words: "not sent again before expiresAt; …". */
 export const afterWords = (clause: string) => `; ${clause}`

@@ -1,5 +1,5 @@
 // Why a claimed row cannot become a mail: a code the row fails with permanently, and a message naming the field.
-import { afterWords, EARLIER_SEND_WAS_INTERRUPTED } from './may-have-delivered.ts'
+import { afterWords, EARLIER_SEND_MAY_HAVE_DELIVERED } from './may-have-delivered.ts'
 
 export class RenderError extends Error {
   constructor(
@@ -27,4 +27,4 @@ export const NOT_SENT = ': not sent'
  * may have delivered the message, so the text says only that this attempt did not send it again.
  */
 export const afterInterruptedSend = (message: string): string =>
-  `${message.endsWith(NOT_SENT) ? message.slice(0, -NOT_SENT.length) : message}${NOT_SENT} again${afterWords(EARLIER_SEND_WAS_INTERRUPTED)}`
+  `${message.endsWith(NOT_SENT) ? message.slice(0, -NOT_SENT.length) : message}${NOT_SENT} again${afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED)}`

@@ -16,7 +16,7 @@ import { endsASend, stoppedLookingUp } from './lookup-stop.ts'
 import {
   afterMessage,
   BOTH_SENDS_MAY_HAVE_DELIVERED,
-  EARLIER_SEND_WAS_INTERRUPTED,
+  EARLIER_SEND_MAY_HAVE_DELIVERED,
   THAT_SEND_MAY_HAVE_DELIVERED,
 } from './may-have-delivered.ts'
 import { AMBIGUOUS_CODES } from './send-verdict.ts'
@@ -30,7 +30,7 @@ import { AMBIGUOUS_CODES } from './send-verdict.ts'
 export type Resent = 'earlier' | 'both' | null
 
 /** The suffix naming the earlier interrupted send: the resend after it was answered for sure. */
-export const EARLIER_MAY_HAVE_DELIVERED = afterMessage(EARLIER_SEND_WAS_INTERRUPTED)
+export const EARLIER_MAY_HAVE_DELIVERED = afterMessage(EARLIER_SEND_MAY_HAVE_DELIVERED)
 /** The suffix naming the resend and the interrupted send before it: the resend was interrupted too. */
 const BOTH_MAY_HAVE_DELIVERED = afterMessage(BOTH_SENDS_MAY_HAVE_DELIVERED)
 
@@ -61,8 +61,13 @@ const resentNamed = (alias: string) => {
   when ${kindIs(alias, 'resent')} then 'earlier' end`
 }
 
-/** A Postgres regular expression of the suffixes a retry of an unverified resend ends with. */
-const RESENT_NAMED_AT_END = `(${[EARLIER_MAY_HAVE_DELIVERED, BOTH_MAY_HAVE_DELIVERED]
+/**
+ * A Postgres regular expression of the suffixes a retry of an unverified resend ends with: in this
+ * release's words, or in the words earlier releases stored (history-kind.ts), kind or none.
+ */
+const RESENT_NAMED_AT_END = `(${[
+  ...new Set([EARLIER_MAY_HAVE_DELIVERED, BOTH_MAY_HAVE_DELIVERED, OLD_EARLIER, OLD_BOTH]),
+]
   .map((s) => s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&'))
   .join('|')})$`
 

@@ -1009,12 +1009,12 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
       {
         code: 'template_not_found',
         message:
-          'template "gone" no longer exists: not sent again; an earlier send was interrupted and may have delivered it',
+          'template "gone" no longer exists: not sent again; an earlier interrupted send may have delivered it',
       },
       {
         code: 'sender_not_allowed',
         message:
-          'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent again; an earlier send was interrupted and may have delivered it',
+          'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent again; an earlier interrupted send may have delivered it',
       },
     ])
   })

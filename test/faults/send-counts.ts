@@ -8,9 +8,11 @@ import type { Database, Graph } from './harness.ts'
  * outcome was never learned: Graph never answered it for sure (a code of send-verdict.ts's
  * AMBIGUOUS_CODES, a gateway's 502 or 504, or an ending that says so: a retry past the expiresAt
  * ends the row expired, a recorded cancel cancelled). Not an entry that only names such a send,
- * counted by its own entry: a resend answered for sure ("HTTP 403 (an earlier send was interrupted
- * and may have delivered it)"), an ending that sent nothing (an expiry, a cancel, a row no longer
- * rendering, a hold: ambiguous_send), a lease given back unsent (the row's last code kept).
+ * counted by its own entry: a resend answered for sure ("HTTP 403 (an earlier interrupted send may
+ * have delivered it)", before: "… (an earlier send was interrupted and may have delivered it)"),
+ * an ending that sent nothing (an expiry, a cancel, a row no longer rendering, a hold:
+ * ambiguous_send, whose words name the earlier send too), a lease given back unsent (the row's last
+ * code kept).
  */
 export const sendUnanswered = (h: AttemptEntry) =>
   h.started &&

@@ -1024,7 +1024,7 @@ describe('crash ambiguity', () => {
   }
   /** The last errors of unverified resends out of attempts: answered for sure (a 500), and interrupted too. */
   const RESENT_ANSWERED =
-    'Internal Server Error (an earlier send was interrupted and may have delivered it)'
+    'Internal Server Error (an earlier interrupted send may have delivered it)'
   const RESENT_UNANSWERED =
     'Graph request exceeded its deadline (that send, or an earlier interrupted one, may have delivered it)'
   /** The end of row `id` failed out of attempts, its last error `lastError`, its mark kept. */
@@ -1226,7 +1226,7 @@ describe('crash ambiguity', () => {
       {
         id,
         status: 'failed',
-        last_error: 'HTTP 403 (an earlier send was interrupted and may have delivered it)',
+        last_error: 'HTTP 403 (an earlier interrupted send may have delivered it)',
         marked: true,
       },
     ])
@@ -1234,7 +1234,7 @@ describe('crash ambiguity', () => {
       {
         outcome: 'failed',
         error_code: 'ErrorSendAsDenied',
-        error: 'HTTP 403 (an earlier send was interrupted and may have delivered it)',
+        error: 'HTTP 403 (an earlier interrupted send may have delivered it)',
       },
     ])
   })

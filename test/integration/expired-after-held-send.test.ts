@@ -94,7 +94,7 @@ async function heldThenRetried(options: Record<string, unknown> = inOneHour()) {
     kind: 'failed',
     code: 'ambiguous_send',
     message:
-      'a previous send was interrupted and may have been delivered; held for review (retry it to send)',
+      'an earlier interrupted send may have delivered it; held for review (retry it to send)',
   })
   expect(await rowOf(t, id)).toMatchObject({
     status: 'failed',

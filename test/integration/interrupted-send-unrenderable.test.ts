@@ -95,7 +95,7 @@ test('MAIL_FROM_ALLOWED narrowed across a crash: the reclaimed row fails sender_
   ])
   // Not "not sent": the interrupted send may have delivered it.
   expect(failed.last_error).toBe(
-    'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent again; an earlier send was interrupted and may have delivered it',
+    'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent again; an earlier interrupted send may have delivered it',
   )
   await narrowed.stop()
 
@@ -136,7 +136,7 @@ test('a template removed across a crash: the reclaimed row fails with its mark k
     false,
   ])
   expect(failed.last_error).toBe(
-    'template "welcome" no longer exists: not sent again; an earlier send was interrupted and may have delivered it',
+    'template "welcome" no longer exists: not sent again; an earlier interrupted send may have delivered it',
   )
   await without.stop()
 

@@ -223,7 +223,7 @@ for (const policy of ['resend', 'hold'] as const) {
             attempts: 1,
             code: 'ambiguous_send',
             error:
-              'a previous send was interrupted and may have been delivered; held for review (retry it to send)',
+              'an earlier interrupted send may have delivered it; held for review (retry it to send)',
             marked: false,
           },
     )

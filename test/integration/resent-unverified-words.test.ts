@@ -29,9 +29,11 @@ const ERROR_500: GraphFault = {
 const NO_MAIL_READ = { status: 403, code: 'ErrorAccessDenied', message: 'Access is denied.' }
 const TIMED_OUT = 'Graph request exceeded its deadline'
 /** The words naming the send that may have delivered the row: the earlier interrupted one, both, that send. */
-const EARLIER = ' (an earlier send was interrupted and may have delivered it)'
+const EARLIER = ' (an earlier interrupted send may have delivered it)'
 const BOTH = ' (that send, or an earlier interrupted one, may have delivered it)'
 const THAT = ' (that send may have delivered it)'
+/** EARLIER as every release before may-have-delivered.ts wrote it (history-kind.ts OLD_EARLIER), kind or none. */
+const PREVIOUS = ' (an earlier send was interrupted and may have delivered it)'
 
 /**
  * A row of `maxAttempts` whose sends meet `sends` in turn, drained by a worker with lookups on
@@ -175,11 +177,12 @@ test('a last send whose worker stopped during it (which names no resend) is take
   const answered500: Entry = [1, 'retry', 'InternalServerError', 'Internal Server Error', 500]
   expect([
     await stoppedDuringLastSend([1, 'retry', 'timeout', TIMED_OUT]),
+    // An older binary's entry (no kind), in its words.
     await stoppedDuringLastSend([
       1,
       'retry',
       'InternalServerError',
-      `Internal Server Error${EARLIER}`,
+      `Internal Server Error${PREVIOUS}`,
       500,
     ]),
     // A gateway's 504 (Graph may have taken it) is given back uncounted: a throttle, the send's still.
@@ -334,5 +337,20 @@ test('a resend whose worker stopped during it on the last attempt, lookups off: 
     ['failed', 'lease_expired', `${STOPPED}; an earlier interrupted send may have delivered it`],
     ['failed', 'lease_expired', `${STOPPED}; an earlier interrupted send may have delivered it`],
     ['failed', 'lease_expired', STOPPED],
+  ])
+})
+
+test("a resend's retry stored in a previous release's words (its kind stored, or before 0189 none) reads as this release's: the failure after a lookup that cannot tell names the earlier send once, in this release's words", async () => {
+  const exhaustedAfter = async (kind?: string) =>
+    lookedUp(
+      await markedRow(2, [
+        [1, 'retry', 'timeout', TIMED_OUT],
+        [2, 'retry', 'InternalServerError', `Internal Server Error${PREVIOUS}`, 500, kind],
+      ]),
+      { kind: 'exhausted' },
+    )
+  expect([await exhaustedAfter('resent'), await exhaustedAfter()]).toEqual([
+    `attempts exhausted; last error: Internal Server Error${EARLIER}`,
+    `attempts exhausted; last error: Internal Server Error${EARLIER}`,
   ])
 })

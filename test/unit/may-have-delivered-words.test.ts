@@ -2,6 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { resolve } from 'node:path'
 import { Glob } from 'bun'
+import * as words from '../../src/outbox/may-have-delivered.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -39,4 +40,15 @@ test('the check sees a spelling in code and passes over comments', () => {
   expect(spells("  then 'a previous send was interrupted and may have been delivered'")).toBe(true)
   expect(spells(' * that send may have delivered it, so the text says')).toBe(false)
   expect(spells('               -- the send that may have delivered it, as its')).toBe(false)
+})
+
+test('one phrasing per meaning, each naming the send it means and ending "may have delivered it"', () => {
+  const clauses = Object.fromEntries(Object.entries(words).filter(([, v]) => typeof v === 'string'))
+  expect(clauses).toEqual({
+    INTERRUPTED_SEND_MAY_HAVE_DELIVERED: 'an interrupted send may have delivered it',
+    THAT_SEND_MAY_HAVE_DELIVERED: 'that send may have delivered it',
+    EARLIER_SEND_MAY_HAVE_DELIVERED: 'an earlier interrupted send may have delivered it',
+    BOTH_SENDS_MAY_HAVE_DELIVERED:
+      'that send, or an earlier interrupted one, may have delivered it',
+  })
 })
