@@ -30,7 +30,11 @@ import { boundPassed } from './settle-entry-kind.ts'
  * with LAST_OR_EARLIER_MAY_HAVE_DELIVERED, which also names an earlier send held unmarked.
  */
 const LAST_SEND_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(sql`i.resent`)
-/** The suffix of a refused unverified resend's failure (Settlement failed, resentUnverified). */
+/**
+ * The suffix naming an earlier interrupted send after a failure's message: a refused unverified
+ * resend's (Settlement failed, resentUnverified), or the failure of a row whose history holds one
+ * (earlierInterrupted), as the retry of a resend answered for sure ends.
+ */
 const EARLIER = sql.lit(EARLIER_MAY_HAVE_DELIVERED)
 /**
  * 'both' (Resent) for a row whose history holds an interrupted send unmarked (earlier-interrupted.ts:
@@ -112,18 +116,19 @@ export const settledLastError = sql`case l.verdict
                  when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_OR_EARLIER_MAY_HAVE_DELIVERED}
                    -- Its last send answered for sure: an interrupted send its history holds is named.
                    when ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
-                   then ${EARLIER_SEND} else '' end
+                   then ${EARLIER} else '' end
                  when i.ambiguous then coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ${LOOKED_UP_MAY_HAVE_DELIVERED}
                  else coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ' (that send was looked up and not found: not sent)' end
                -- A retry of an unverified resend names the send that may have delivered it, as its
                -- failure would: read back (resentOfLastSend) once a lookup after it cannot tell.
                when 'retry' then i.message || case when i.resent is not null then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
-               -- A refused unverified resend (Settlement resentUnverified) names the earlier send.
-               -- Any other failure of an unmarked row (a refusal, its template gone) names an
-               -- interrupted send its history holds (earlier-interrupted.ts); a new hold names its own.
+               -- A refused unverified resend (Settlement resentUnverified) names the earlier send;
+               -- any other failure of an unmarked row (a refusal, its template gone) an interrupted
+               -- send its history holds (earlier-interrupted.ts), alike; a new hold names its own.
+               -- (CASE, not OR: the history is read only when the first arm does not hold.)
                when 'failed' then i.message || case when i.kind = 'failed' and i.resent = 'earlier'
                                                     then ${EARLIER}
                                                     when not i.ambiguous and i.code <> 'ambiguous_send'
                                                          and ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
-                                                    then ${EARLIER_SEND} else '' end
+                                                    then ${EARLIER} else '' end
                else i.message end`

@@ -61,8 +61,8 @@ async function endsSaying(
   expect((await lastEntry(id)).error).toBe(entry)
 }
 
-/** How a failure's own words end on such a row. */
-const EARLIER = '; an earlier interrupted send may have delivered it'
+/** How a failure's own words end on such a row: as an unverified resend's failure names that send. */
+const EARLIER = ' (an earlier interrupted send may have delivered it)'
 
 /** The words an expiry writes on a row whose history holds an interrupted send nobody resolved. */
 const MAY_HAVE_GONE =
