@@ -30,9 +30,11 @@ Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 database schema mis
 newer, or a migration it applied edited since.
 status also: 4 a database unreachable (or not answering), 5 mail needs attention (a due row older
 than --max-pending-age, default 600; no row sent for longer than --max-send-gap, default 300, while
-rows wait on a throttled mailbox or Graph out of reach: an outage; claims no worker took back; rows
-due and no live worker; the database takes no writes; a read that failed), 6 a database's role may
-not read the mailer schema (a privilege refused, 42501).
+rows wait on a throttled mailbox, Graph out of reach or Entra giving no token: an outage; a sender
+mailbox Graph refuses while rows that send from it are pending; Entra refuses a live worker's Graph
+credential while rows are pending; claims no worker took back; rows due and no live worker; the
+database takes no writes; a read that failed), 6 a database's role may not read the mailer schema
+(a privilege refused, 42501).
 The worst database decides: 4, then 6, then 3, then 5.
 
 Environment (every variable is validated at start; one set that it does not read is named):

@@ -173,7 +173,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       '--max-send-gap': {
         kind: 'value',
         shown: '--max-send-gap SECONDS',
-        does: 'no row sent for longer than this while rows wait on a throttled mailbox or Graph out of reach (an outage) needs attention (default 300)',
+        does: 'no row sent for longer than this while rows wait on a throttled mailbox, Graph out of reach or Entra giving no token (an outage) needs attention (default 300)',
       },
       '--timeout': {
         kind: 'value',
@@ -194,7 +194,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       schema: 'a schema missing, behind, ahead, or a migration it applied edited since',
       unreachable: 'a database unreachable (or not answering within --timeout)',
       attention:
-        'mail needs attention: a due row older than --max-pending-age; no row sent for longer than --max-send-gap while rows wait on a throttled mailbox or Graph out of reach (an outage); claims no worker took back; rows due and no live worker; the database takes no writes; a read that failed',
+        "mail needs attention: a due row older than --max-pending-age; no row sent for longer than --max-send-gap while rows wait on a throttled mailbox, Graph out of reach or Entra giving no token (an outage); a sender mailbox Graph refuses while rows that send from it are pending; Entra refuses a live worker's Graph credential while rows are pending; claims no worker took back; rows due and no live worker; the database takes no writes; a read that failed",
       permission:
         'the role may not read the mailer schema (a privilege refused, 42501: grant CONNECT, USAGE on schema mailer, SELECT on its tables)',
     },

@@ -225,6 +225,14 @@ test('--help and status --help name each cause of status exit 5, as the README d
     for (const cause of [
       'older than --max-pending-age',
       'no row sent for longer than --max-send-gap',
+      // The gap's outages: a throttle's pause, Graph out of reach, and Entra giving no token (the
+      // README's Status: token_timeout, token_slow, …), which --max-send-gap's own line names too.
+      'a throttled mailbox',
+      'Graph out of reach',
+      'Entra giving no token',
+      // Each a 5 whatever the rows' age: a fix is owed, nothing ends it by itself.
+      'a sender mailbox Graph refuses while rows that send from it are pending',
+      "Entra refuses a live worker's Graph credential while rows are pending",
       'claims no worker took back',
       'rows due and no live worker',
       'the database takes no writes',
@@ -233,6 +241,11 @@ test('--help and status --help name each cause of status exit 5, as the README d
       expect({ argv, cause, listed: text.includes(cause) }).toEqual({ argv, cause, listed: true })
     }
   }
+  const status = parseArgs(['status', '--help'])
+  const gapFlag = (status.kind === 'help' ? status.text : '')
+    .replace(/\s+/g, ' ')
+    .match(/--max-send-gap SECONDS (.*?) --timeout/)?.[1]
+  expect(gapFlag).toContain('Entra giving no token')
 })
 
 test("every command's --help says what it does, names each of its flags, the variables it reads, its exit codes and an example", () => {
