@@ -1,13 +1,9 @@
 // A stored message's attachments, each checked at send as mailer.enqueue_email checks one.
+import { base64Content } from './base64-content.ts'
 import { CONTROL_CHARACTER_MESSAGE, hasControlCharacter } from './header-text.ts'
 import { MIME_TYPE, MIME_TYPE_MESSAGE } from './mime-type.ts'
 import { invalidMessage as invalid } from './render-error.ts'
 import type { MailAttachment } from './sender.ts'
-
-// Base64 as mailer.normalize_message takes it (sql/0024: '^[A-Za-z0-9+/\s]*={0,2}\s*$'): whitespace
-// anywhere before the padding, none between its signs. Written so a long run of whitespace before a
-// stray character costs linear time, not quadratic. Buffer.from skipped anything else, silently.
-const BASE64 = /^[A-Za-z0-9+/\t\n\v\f\r ]*(?:={1,2}[\t\n\v\f\r ]*)?$/
 
 /** The attachments, each checked as mailer.enqueue_email checks one (sql/0023, 0024, 0029). */
 export function sendableAttachments(attachments: unknown): MailAttachment[] {
@@ -15,13 +11,14 @@ export function sendableAttachments(attachments: unknown): MailAttachment[] {
   if (!Array.isArray(attachments)) throw invalid('message.attachments', 'must be an array')
   return attachments.map((a: Record<string, unknown>, i): MailAttachment => {
     const field = `message.attachments[${i}]`
+    const base64 = typeof a?.contentBase64 === 'string' ? base64Content(a.contentBase64) : null
     if (
       typeof a !== 'object' ||
       a === null ||
       typeof a.filename !== 'string' ||
       a.filename === '' ||
-      typeof a.contentBase64 !== 'string' ||
-      !BASE64.test(a.contentBase64)
+      base64 === null ||
+      ('refused' in base64 && base64.refused === 'alphabet')
     ) {
       throw invalid(
         field,
@@ -34,11 +31,10 @@ export function sendableAttachments(attachments: unknown): MailAttachment[] {
     if (hasControlCharacter(a.filename))
       throw invalid(`${field}.filename`, CONTROL_CHARACTER_MESSAGE)
     // Whole groups of four (sql/0029): Graph's decoder refuses unpadded or 4n+1 characters.
-    const content = a.contentBase64.replace(/\s+/g, '')
-    if (content.length % 4 !== 0)
+    if ('refused' in base64)
       throw invalid(
         `${field}.contentBase64`,
-        `must be whole groups of four base64 characters (pad the last with =); this holds ${content.length}`,
+        `must be whole groups of four base64 characters (pad the last with =); this holds ${base64.characters}`,
       )
     const contentId = a.contentId ?? null
     if (contentId !== null && typeof contentId !== 'string')
@@ -48,7 +44,7 @@ export function sendableAttachments(attachments: unknown): MailAttachment[] {
     return {
       filename: a.filename,
       contentType,
-      contentBase64: content,
+      contentBase64: base64.content,
       ...(contentId ? { contentId } : {}),
     }
   })
