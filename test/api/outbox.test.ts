@@ -912,6 +912,13 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
           'message.attachments[0].contentBase64 must be whole groups of four base64 characters (pad the last with =); this holds 7',
       },
     ])
+    // Checked at each read, not once: the file read fine, then changed by hand to URL-safe base64
+    // (whole groups of four, a letter outside the standard alphabet), is refused at the next read.
+    await t.pool.query(
+      `update mailer.email_outbox set message = jsonb_set(message, '{attachments,0,contentBase64}', '"aGVsbG8_"') where id = $1`,
+      [ids[0]],
+    )
+    expect((await detail(ids[0] as string)).renderError).toEqual(answers[1]?.renderError)
   })
 
   test("a stored message's row carries each body once, in message: rendered says so (bodiesIn) and keeps their sizes", async () => {
