@@ -63,6 +63,8 @@ async function endsSaying(
 
 /** How a failure's own words end on such a row: as an unverified resend's failure names that send. */
 const EARLIER = ' (an earlier interrupted send may have delivered it)'
+/** The same words after our own (a reclaim's, a cancel's, a throttle's ending). */
+const EARLIER_AFTER_WORDS = '; an earlier interrupted send may have delivered it'
 
 /** The words an expiry writes on a row whose history holds an interrupted send nobody resolved. */
 const MAY_HAVE_GONE =
@@ -194,7 +196,7 @@ describe('a row retried after its held send, then cancelled through the API whil
     expect(await rowOf(t, id)).toMatchObject({ status: 'pending', last_error: 'http_500' })
     return id
   }
-  const CANCELLED_HERE = `cancelled through the API before it was claimed${EARLIER}`
+  const CANCELLED_HERE = `cancelled through the API before it was claimed${EARLIER_AFTER_WORDS}`
 
   test('sent again and answered 500, cancelled by its id, it names that earlier send', async () => {
     const id = await retriedAfterA500()
@@ -320,7 +322,7 @@ describe('a row retried after its held send, then ended on its last attempt', ()
       id,
       'failed',
       'lease_expired',
-      `the worker holding the lease stopped before sending${EARLIER}`,
+      `the worker holding the lease stopped before sending${EARLIER_AFTER_WORDS}`,
     )
   })
 
@@ -332,7 +334,7 @@ describe('a row retried after its held send, then ended on its last attempt', ()
       id,
       'failed',
       'lease_expired',
-      `the worker holding the lease stopped during the send; outcome unknown${EARLIER}`,
+      `the worker holding the lease stopped during the send; outcome unknown${EARLIER_AFTER_WORDS}`,
     )
   })
 
@@ -351,7 +353,7 @@ describe('a row retried after its held send, then ended on its last attempt', ()
       id,
       'failed',
       'throttled',
-      `still throttled at the throttle deadline: throttled (429)${EARLIER}`,
+      `still throttled at the throttle deadline: throttled (429)${EARLIER_AFTER_WORDS}`,
     )
   })
 
@@ -363,7 +365,7 @@ describe('a row retried after its held send, then ended on its last attempt', ()
       id,
       'failed',
       'expired',
-      `still throttled at its expiresAt: throttled (429)${EARLIER}`,
+      `still throttled at its expiresAt: throttled (429)${EARLIER_AFTER_WORDS}`,
     )
   })
 
@@ -386,7 +388,7 @@ describe('a row retried after its held send, then ended on its last attempt', ()
       id,
       'failed',
       'lease_expired',
-      `the worker looking up its interrupted send stopped; outcome unknown${EARLIER}`,
+      `the worker looking up its interrupted send stopped; outcome unknown${EARLIER_AFTER_WORDS}`,
     )
   })
 
