@@ -5,8 +5,9 @@ import type { Config } from '../config.ts'
 import { silentLogger } from '../log.ts'
 import { entraRefusalHint } from '../transport/entra-refusal-hints.ts'
 import type { GraphCredential } from '../transport/graph-credential.ts'
-import { createTokenSource, graphScopeFor, tokenUrlFor } from '../transport/graph-token.ts'
+import { createTokenSource } from '../transport/graph-token.ts'
 import { GraphAuthError } from '../transport/graph-token-error.ts'
+import { graphScopeFor, tokenUrlFor } from '../transport/token-endpoint.ts'
 import { describe, type Findings } from './findings.ts'
 
 export async function checkGraphToken(

@@ -5,8 +5,8 @@ import type { SendOutcome } from '../outbox/sender.ts'
 import { parseGraphError } from './graph-error-text.ts'
 import { classifySendFailure, notConnected } from './graph-outcome.ts'
 import type { GraphReachability } from './graph-reachability.ts'
-import type { TokenSource } from './graph-token.ts'
 import { MIN_REFUSED_RETRY_MS, noTokenOutcome } from './no-token-outcome.ts'
+import type { TokenSource } from './token-source.ts'
 
 /**
  * Either Graph's answer (any status) or the outcome of never getting one; `unsent`: nothing of the

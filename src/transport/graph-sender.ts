@@ -11,10 +11,10 @@ import { classifySendResponse, refusesMailbox } from './graph-outcome.ts'
 import { createGraphReachability, type GraphReachability } from './graph-reachability.ts'
 import { createGraphRequest } from './graph-request.ts'
 import { logSendOutcome } from './graph-send-log.ts'
-import type { TokenSource } from './graph-token.ts'
 import type { LookupDatabase, RowMail } from './lookup-match.ts'
 import { noTokenOutcome } from './no-token-outcome.ts'
 import { createSenderMailbox, type SenderMailbox } from './sender-mailbox.ts'
+import type { TokenSource } from './token-source.ts'
 import { DATABASE_ID_UNREAD, TOKEN_SLOW } from './unsent-outcomes.ts'
 
 export interface GraphSender extends Sender {

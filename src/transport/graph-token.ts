@@ -6,6 +6,9 @@ import { entraRefusalHint } from './entra-refusal-hints.ts'
 import { GraphAuthError } from './graph-token-error.ts'
 import { type IssuedToken, requestGraphToken, type TokenRequest } from './graph-token-request.ts'
 import { PERMANENT_FAILURE_COOLDOWN_MS, tokenHoldOffMs } from './token-hold-off.ts'
+import { TOKEN_SLOW_MS } from './token-slow.ts'
+import type { TokenSource } from './token-source.ts'
+import { type SetTimer, unrefTimer } from './unref-timer.ts'
 
 /**
  * Graph refusing (401) the token fetched after its last 401 says that a new token does not help
@@ -13,71 +16,6 @@ import { PERMANENT_FAILURE_COOLDOWN_MS, tokenHoldOffMs } from './token-hold-off.
  * every send, whose attempts would each cost a token request (Entra's loop detection, AADSTS50196).
  */
 const REFUSED_AGAIN_HOLD_MS = 60_000
-/**
- * A token request Entra has not answered for this long, with no cached token serving, is slow: the
- * rows a worker claimed are given back for workers with a token rather than held for the request's
- * own 30 s deadline, and the worker claims none until it ends (sender.ts `unavailable`, drainer.ts).
- * Entra answers in well under a second; a real timer, as the request's own deadline is.
- */
-export const TOKEN_SLOW_MS = 3_000
-/** The code of a row given back for a slow token request (a `token_…` wait: settle-item.ts). */
-export const TOKEN_SLOW_CODE = 'token_slow'
-
-export interface TokenSource {
-  /**
-   * The cached token while it serves, else the one refresh's. `signal` ends this caller's wait, not
-   * the refresh; already aborted, no request is begun (a token that serves is still handed out).
-   */
-  getToken(signal?: AbortSignal): Promise<string>
-  /**
-   * Graph answered 401 to `token`: drops it if it is still the cached one, so the next getToken
-   * fetches a new one. False when asking again is pointless: `token` came after Graph's last 401,
-   * Graph has accepted it nowhere since, and that 401 is less than REFUSED_AGAIN_HOLD_MS old.
-   */
-  invalidate(token: string): boolean
-  /** Graph answered a request made with `token` with anything but a 401: it takes that token. */
-  accepted(token: string): void
-  refreshCount(): number
-  /** The last token failure, cleared by the next success: readiness reports it. */
-  lastError(): GraphAuthError | null
-  /** While Entra's last answer was a refusal for good: ms until it is asked again (else 0). */
-  refusedForMs(): number
-  /** While Entra's last answer was a throttle with Retry-After: ms until it is asked again (else 0). */
-  throttledForMs(): number
-  /** After any token failure: ms until Entra is asked again (the shared backoff, a Retry-After, a cooldown), else 0. */
-  retryInMs(): number
-  /** The error getToken would throw now without asking Entra (no usable token, within a failure's hold-off), else null. */
-  failingWith(): GraphAuthError | null
-  /** ms the cached token is still handed out (a failed refresh leaves it serving until then), else 0. */
-  servesForMs(): number
-  /**
-   * While no cached token serves and the one token request has gone unanswered for TOKEN_SLOW_MS:
-   * a promise that resolves when it ends (never rejects); else null.
-   */
-  slowRequest(): Promise<void> | null
-  /**
-   * While a token request is in flight: resolves once it ends or turns slow (TOKEN_SLOW_MS), never
-   * rejects; else null.
-   */
-  endsOrSlows(): Promise<void> | null
-  /**
-   * Begins the background refresh on a timer too, not only at a send: an idle worker holds a fresh
-   * token and meets a refusal before its cached token's use ends. One timer at a time, armed while
-   * a cached token serves; returns its end (serve's stop). Commands that ask once never call it.
-   */
-  keepFresh(): () => void
-}
-
-/** Calls `fn` once `ms` have passed; returns its cancel. */
-export type SetTimer = (ms: number, fn: () => void) => () => void
-
-/** A real timer that keeps no process alive: a `serve` stopping clears it, any other exits past it. */
-const unrefTimer: SetTimer = (ms, fn) => {
-  const timer = setTimeout(fn, ms)
-  timer.unref()
-  return () => clearTimeout(timer)
-}
-
 interface TokenSourceDeps extends TokenRequest {
   /** TOKEN_SLOW_MS unless given (a test that stops a worker mid-wait, timed by its own clock). */
   slowMs?: number
@@ -88,15 +26,6 @@ interface TokenSourceDeps extends TokenRequest {
   setTimer?: SetTimer
   /** Graph's 401 dropped the cached token (invalidate): none serves until the next one comes. */
   onDropped?: () => void
-}
-
-export function tokenUrlFor(authorityUrl: string, tenantId: string): string {
-  return `${authorityUrl.replace(/\/+$/, '')}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`
-}
-
-/** The resource is the Graph host the API URL points at, so sovereign clouds get their own. */
-export function graphScopeFor(apiUrl: string): string {
-  return `${new URL(apiUrl).origin}/.default`
 }
 
 export function createTokenSource(d: TokenSourceDeps): TokenSource {

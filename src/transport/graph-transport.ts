@@ -6,14 +6,11 @@ import { entraRefusalHint } from './entra-refusal-hints.ts'
 import { type GraphCredential, loadGraphCredential } from './graph-credential.ts'
 import type { GraphOutageCause } from './graph-outage.ts'
 import { createGraphSender, type GraphSender } from './graph-sender.ts'
-import {
-  createTokenSource,
-  graphScopeFor,
-  type SetTimer,
-  type TokenSource,
-  tokenUrlFor,
-} from './graph-token.ts'
+import { createTokenSource } from './graph-token.ts'
 import type { GraphAuthError } from './graph-token-error.ts'
+import { graphScopeFor, tokenUrlFor } from './token-endpoint.ts'
+import type { TokenSource } from './token-source.ts'
+import type { SetTimer } from './unref-timer.ts'
 
 export interface GraphTransport {
   sender: GraphSender
@@ -97,9 +94,9 @@ export function createGraphTransport(
     clock: Clock
     log: Logger
     onTokenRefresh?: (outcome: 'success' | 'failure', code?: string) => void
-    /** When a token request counts as slow (graph-token.ts TOKEN_SLOW_MS unless given). */
+    /** When a token request counts as slow (token-slow.ts TOKEN_SLOW_MS unless given). */
     tokenSlowMs?: number
-    /** keepTokenFresh's timer (graph-token.ts: a real, unref'd one unless given). */
+    /** keepTokenFresh's timer (unref-timer.ts: a real, unref'd one unless given). */
     setTimer?: SetTimer
   },
 ): GraphTransport {

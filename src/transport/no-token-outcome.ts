@@ -1,8 +1,8 @@
 // The outcome of a send that met no Graph token: a retry, uncounted and never ambiguous, after Entra may be asked again.
 import type { SendOutcome } from '../outbox/sender.ts'
 import { classifySendFailure, DEFAULT_THROTTLE_MS } from './graph-outcome.ts'
-import type { TokenSource } from './graph-token.ts'
 import { GraphAuthError } from './graph-token-error.ts'
+import type { TokenSource } from './token-source.ts'
 
 /** A row that met no token (a refused credential, an Entra outage) is not tried again sooner than this. */
 export const MIN_REFUSED_RETRY_MS = 5_000

@@ -1,6 +1,6 @@
 // The outcomes of a send given back before Graph was asked: its database's id unread, or its token request slow.
 import type { SendOutcome } from '../outbox/sender.ts'
-import { TOKEN_SLOW_CODE, TOKEN_SLOW_MS } from './graph-token.ts'
+import { TOKEN_SLOW_CODE, TOKEN_SLOW_MS } from './token-slow.ts'
 
 /**
  * A send whose database's id could not be read (the database away since the claim): nothing was

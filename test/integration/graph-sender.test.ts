@@ -17,15 +17,12 @@ import {
 } from '../../src/transport/graph-credential.ts'
 import { DEFAULT_THROTTLE_MS } from '../../src/transport/graph-outcome.ts'
 import { createGraphSender } from '../../src/transport/graph-sender.ts'
-import {
-  createTokenSource,
-  graphScopeFor,
-  type SetTimer,
-  type TokenSource,
-  tokenUrlFor,
-} from '../../src/transport/graph-token.ts'
+import { createTokenSource } from '../../src/transport/graph-token.ts'
 import { GraphAuthError } from '../../src/transport/graph-token-error.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
+import { graphScopeFor, tokenUrlFor } from '../../src/transport/token-endpoint.ts'
+import type { TokenSource } from '../../src/transport/token-source.ts'
+import type { SetTimer } from '../../src/transport/unref-timer.ts'
 import { createTransport } from '../../src/transport-wiring.ts'
 import { type BoundedLatch, boundedLatches } from '../support/bounded-latches.ts'
 import { closedPort } from '../support/closed-port.ts'

@@ -5,7 +5,8 @@ import { silentLogger } from '../../src/log.ts'
 import { secretCredential } from '../../src/transport/graph-credential.ts'
 import { createGraphReachability } from '../../src/transport/graph-reachability.ts'
 import { createGraphRequest } from '../../src/transport/graph-request.ts'
-import { createTokenSource, type TokenSource } from '../../src/transport/graph-token.ts'
+import { createTokenSource } from '../../src/transport/graph-token.ts'
+import type { TokenSource } from '../../src/transport/token-source.ts'
 import { boundedLatches } from '../support/bounded-latches.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
