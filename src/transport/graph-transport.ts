@@ -2,12 +2,11 @@
 import { type Clock, monotonicNow } from '../clock.ts'
 import type { GraphConfig } from '../config/graph-settings.ts'
 import type { Logger } from '../log.ts'
-import { entraRefusalHint } from './entra-refusal-hints.ts'
 import { type GraphCredential, loadGraphCredential } from './graph-credential.ts'
 import type { GraphOutageCause } from './graph-outage.ts'
 import { createGraphSender, type GraphSender } from './graph-sender.ts'
 import { createTokenSource } from './graph-token.ts'
-import type { GraphAuthError } from './graph-token-error.ts'
+import { refusalReason, sendBlock, standingRefusal } from './standing-refusal.ts'
 import { graphScopeFor, tokenUrlFor } from './token-endpoint.ts'
 import type { TokenSource } from './token-source.ts'
 import type { SetTimer } from './unref-timer.ts'
@@ -164,11 +163,11 @@ export function createGraphTransport(
     },
     keepTokenFresh: () => tokens.keepFresh(),
     problem() {
-      const refused = refusal(tokens)
+      const refused = refusalReason(tokens)
       return refused && tokens.servesForMs() === 0 ? refused : null
     },
     warning() {
-      const refused = refusal(tokens)
+      const refused = refusalReason(tokens)
       const servesForMs = tokens.servesForMs()
       const others = [sender.reachability.warning(), sender.senderMailbox.warning()]
       if (refused && servesForMs > 0) {
@@ -198,36 +197,4 @@ export function createGraphTransport(
       return block ? { code: block.refusal.code, message: block.refusal.message } : null
     },
   }
-}
-
-/**
- * Entra's refusal for good (the last token request's answer), standing until a token comes, whether
- * or not a cached token still serves; else null. Every view of the credential's state reads it.
- */
-function standingRefusal(tokens: TokenSource): GraphAuthError | null {
-  const e = tokens.lastError()
-  return e?.permanent ? e : null
-}
-
-/**
- * The standing refusal while it blocks sends: no cached token serves (failingWith is null while one
- * is usable: a row is never sent with one past its use) and Entra is not asked again for `forMs`.
- */
-function sendBlock(tokens: TokenSource): { refusal: GraphAuthError; forMs: number } | null {
-  const refusal = standingRefusal(tokens)
-  if (refusal === null || tokens.failingWith() === null) return null
-  const forMs = tokens.refusedForMs()
-  return forMs > 0 ? { refusal, forMs } : null
-}
-
-/** Entra's refusal for good, reported until a token comes (readiness: a problem, or a warning). */
-function refusal(tokens: TokenSource): string | null {
-  const e = standingRefusal(tokens)
-  if (e === null) return null
-  // Once no cached token serves, only a send asks Entra again (the refresh-ahead timer asks while
-  // one serves): with no mail due, a fixed credential would stay reported as refused. Past the
-  // cooldown, a readiness probe asks (one request at a time; never throws).
-  if (tokens.refusedForMs() === 0) tokens.getToken().catch(() => {})
-  const hint = entraRefusalHint(e.code)
-  return `graph token refused: ${e.code}${hint ? `: ${hint}` : ''} (fix the app registration or credential)`
 }
