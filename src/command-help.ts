@@ -1,5 +1,5 @@
 // A command's `--help` text, printed from its entry in the commands table, wrapped to 100 columns.
-import type { CommandSpec, ExitName } from './commands.ts'
+import type { CommandSpec, ExitName } from './command-spec.ts'
 import { ENV_VARS } from './config/env-vars.ts'
 import { EXIT } from './errors.ts'
 

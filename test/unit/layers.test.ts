@@ -24,6 +24,7 @@ const ROOTS = [
   'src/main.ts',
   'src/cli-args.ts',
   'src/commands.ts',
+  'src/command-spec.ts',
   'src/command-help.ts',
   'src/serve.ts',
   'src/serve-options.ts',
