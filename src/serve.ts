@@ -3,8 +3,8 @@ import { createMetrics, type Metrics, QUIET_LIVE_REUSE_MS } from './api/metrics.
 import { createMetricsApp } from './api/operations-app.ts'
 import { createServedApp } from './api/served-app.ts'
 import type { Config } from './config.ts'
-import { pickupPathOf, processWorker, startDrainers, startListeners } from './database-engines.ts'
-import { type DbHandle, openDb } from './db/open.ts'
+import { processWorker, startDrainers, startListeners } from './database-engines.ts'
+import type { DbHandle } from './db/open.ts'
 import { warnSameServerDatabases } from './db/server-database.ts'
 import { AppError } from './errors.ts'
 import { listen, listenRefusal } from './http-listen.ts'
@@ -14,9 +14,9 @@ import type { HealthSource } from './outbox/health.ts'
 import { createHealthMonitor } from './outbox/health-monitor.ts'
 import type { Listener } from './outbox/listener.ts'
 import { startLivenessWatchdog } from './outbox/liveness-watchdog.ts'
-import { pickupPrimer } from './outbox/pickup-primes.ts'
 import { mailFromUnknownHere } from './outbox/row-rendering.ts'
 import { checkSchemas } from './schema-check-at-start.ts'
+import { openServedDatabases } from './serve-databases.ts'
 import type { Running, ServeOptions } from './serve-options.ts'
 import { warnOfConfigAtStart } from './serve-start-warnings.ts'
 import { stopServing, unrecordedSendsOf } from './serve-stop.ts'
@@ -33,20 +33,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     )
   }
   warnOfConfigAtStart(config, o.role, log)
-  const handles: DbHandle[] = config.databases.map((d) =>
-    openDb({
-      name: d.name,
-      url: d.url,
-      log,
-      maxConnections: config.worker.concurrency + 4,
-      // The worker's statements ride its LISTEN session when it is free: idle, one connection.
-      shareListenSession:
-        o.role !== 'api' && config.worker.listenMode === 'auto' && d.listenUrl === d.url,
-      // Else they ride the pool's kept connection. Either way a pickup on a pool connection (beside
-      // the session: each one; else the kept one) finds its statements primed.
-      ...(o.role !== 'api' && { prime: pickupPrimer(pickupPathOf(config)) }),
-    }),
-  )
+  const handles: DbHandle[] = openServedDatabases(config, o.role, log)
   const drainers = new Map<string, Drainer>()
   const listeners = new Map<string, Listener>()
   const worker = processWorker()

@@ -27,6 +27,7 @@ const ROOTS = [
   'src/command-spec.ts',
   'src/command-help.ts',
   'src/serve.ts',
+  'src/serve-databases.ts',
   'src/serve-options.ts',
   'src/serve-stop.ts',
   'src/serve-start-warnings.ts',
