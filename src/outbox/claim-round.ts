@@ -1,25 +1,17 @@
 // Claim round: one claim sized to the room the drainer has left, and the hand-over of its rows to delivery.
 import { monotonicNow } from '../clock.ts'
-import type { Logger } from '../log.ts'
 import { claimBatch } from './claim.ts'
 import { createClaimBeforeGiveBack } from './claim-before-give-back.ts'
+import type { ClaimRoundDeps } from './claim-round-deps.ts'
 import { createDefaultSenderPause } from './default-sender-pause.ts'
-import { type DeliveryDeps, deliverBatch } from './deliver.ts'
-import type { DrainerDeps } from './drainer-deps.ts'
-import type { DueTimer } from './due-timer.ts'
+import { deliverBatch } from './deliver.ts'
 import { gateAfterRefusalCleared } from './gate-after-refusal-cleared.ts'
-import type { HeldLeases } from './held-leases.ts'
-import type { LeaseDeadlines } from './lease-deadlines.ts'
-import type { LeaseKey } from './lease-key.ts'
 import { createLoneTokenWait } from './lone-token-wait.ts'
-import { probeAnswered } from './owed-probe.ts'
 import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'
 import { gateTellingPauses } from './pause-telling-gate.ts'
 import { createPausedRowNaming } from './paused-row-naming.ts'
 import { createPeerWake } from './peer-wake.ts'
-import type { SettleQueue } from './settle-queue.ts'
-import type { SideStatements } from './side-statements.ts'
-import type { StartQueue } from './start-queue.ts'
+import { createRoundDelivery } from './round-delivery.ts'
 
 interface ClaimRound {
   claimed: number
@@ -28,29 +20,10 @@ interface ClaimRound {
   run: Promise<void>
 }
 
-export function createClaimRound(r: {
-  d: DrainerDeps
-  log: Logger
-  leases: HeldLeases
-  deadlines: LeaseDeadlines
-  due: DueTimer
-  settle: SettleQueue
-  /** The last check before a send (startSends), shared by the batches. */
-  lastChecks: StartQueue
-  stopping: AbortSignal
-  abort: AbortSignal
-  /** Every batch's delivery in flight, until it ends. */
-  deliveries: Set<Promise<void>>
-  /** A lease was handed over or released: there may be room to claim again. */
-  roomMade: () => void
-  /** The key the claimed rows name the worker by (lease-key.ts): registered before the first claim. */
-  leaseKey: LeaseKey
-  /** The statements begun beside the claims and sends, for the stop to wait for. */
-  besides: SideStatements
-  /** The note clearing a refusal under way (credential-refusal-note.ts): permits wait for it. */
-  refusalClearing?: () => Promise<void> | null
-}): (notifiedId: string | null) => Promise<ClaimRound> {
-  const { d, log, deadlines, due, settle, lastChecks, deliveries } = r
+export function createClaimRound(
+  r: ClaimRoundDeps,
+): (notifiedId: string | null) => Promise<ClaimRound> {
+  const { d, log, deadlines, due, settle, deliveries } = r
   const { held, unsent, release, batch, maxUnsent, maxHeld } = r.leases
   const cfg = d.config
   // A claim returns its rows as one JSON value, which Postgres caps at 1 GB (SQLSTATE 54000): a few
@@ -89,52 +62,13 @@ export function createClaimRound(r: {
 
   // What every batch's delivery is given: the same for each claim, so built once, not on the way
   // from each claim's answer to its first send.
-  const delivery: DeliveryDeps = {
-    dbName: d.dbName,
-    db: d.db,
-    sender: d.sender,
+  const delivery = createRoundDelivery(r, {
     gate,
-    slots: d.slots,
-    settle: givenBackAfterClaims,
-    start: lastChecks,
-    clock: d.clock,
-    log,
-    mailFrom: d.mailFrom,
-    ...(d.allowedSenders && { allowedSenders: d.allowedSenders }),
-    backoff: { baseMs: cfg.retryBaseSeconds * 1000, maxMs: cfg.retryMaxSeconds * 1000 },
-    lookup: d.lookup,
-    ...(d.lookupGraceSeconds !== undefined && { lookupGraceSeconds: d.lookupGraceSeconds }),
-    ...(d.sendTimeoutMs !== undefined && { sendTimeoutMs: d.sendTimeoutMs }),
-    ambiguousPolicy: d.ambiguousPolicy,
-    ...(d.onEvent ? { onEvent: d.onEvent } : {}),
-    ...(d.rng ? { rng: d.rng } : {}),
-    deadlines,
-    stopping: r.stopping,
-    abort: r.abort,
-    handedOver: (lease) => {
-      if (unsent.delete(lease)) r.roomMade()
-    },
-    done: (lease, sent) => {
-      const released = release(lease)
-      if (pause.done(lease, sent === true) && pause.key !== null) {
-        // The claims wait for the answer (limit 0 until answered). Beside the sends
-        // (`besides`): the stop waits for it, also when the probe ends within the stop's grace
-        // (the grace waits only for the deliveries running as it began).
-        void r.besides.track(
-          probeAnswered(d.db, { mailbox: pause.key, id: lease.id })
-            .catch((err) => log.warn('could not record MAIL_FROM’s probe answered', { err }))
-            .finally(() => {
-              pause.answered(lease)
-              r.roomMade()
-            }),
-        )
-      } else if (released) r.roomMade()
-    },
-    onRetry: due.arm,
-    givenBackForOthers: wakePeers,
-    ...(keptForToken && { keptForToken }),
-    onMailboxPaused: pause.mailboxPaused,
-  }
+    pause,
+    givenBackAfterClaims,
+    wakePeers,
+    keptForToken,
+  })
 
   // MAIL_FROM noted as a sender before the first claim, so that a row this worker sends from it is
   // looked up there after a redeploy changed MAIL_FROM (past-senders.ts). A failure fails the
