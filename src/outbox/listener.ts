@@ -5,8 +5,8 @@ import type { ListenerState } from './events.ts'
 import { takeHolderLock } from './holder-lock.ts'
 import { connectListening, destroyClient, newListenClient } from './listen-session.ts'
 import type { ListenerDeps } from './listener-deps.ts'
-import { stillListening } from './listening-check.ts'
-import { retakeHolderLock, waitCheckInterval } from './lock-retake-wait.ts'
+import { watchListening } from './listening-watch.ts'
+import { retakeHolderLock } from './lock-retake-wait.ts'
 import { primeSharedSession } from './shared-session-prime.ts'
 
 export interface Listener {
@@ -85,58 +85,24 @@ export function createListener(d: ListenerDeps): Listener {
       })
       if (d.shared) primeSharedSession(d.shared, client, d, checkTimeoutMs)
       d.wake('sweep')
-      // The session's end (lost, or its era retired) or a stop cuts the wait between checks short:
-      // one signal for the session, not a race against a promise of its own at every interval,
-      // each of which stayed attached to that promise while the session lasted (weeks: one per
-      // interval, never collected).
-      let why = 'tick' as 'lost' | 'retired' | 'retired-again' | 'tick'
-      const end = (reason: 'lost' | 'retired' | 'retired-again') => {
-        if (why === 'tick') why = reason
-        over.abort()
-      }
-      void lost.then(() => end('lost'))
-      void retired?.then(({ first }) => end(first ? 'retired' : 'retired-again'))
-      const cutShort = AbortSignal.any([stopping.signal, over.signal])
-      const retakeLock = async (holder: string) => {
-        lockNote = await retakeHolderLock(client, holder, d, checkTimeoutMs, held)
-      }
-      const waitInterval = () =>
-        waitCheckInterval({
-          clock: d.clock,
-          intervalMs: d.checkIntervalMs,
-          signal: cutShort,
-          held: () => lockNote !== null,
-          retake: d.holder === undefined ? null : () => retakeLock(d.holder!),
-        })
-      while (!stopping.signal.aborted) {
-        await waitInterval()
-        // Once per episode: a standby named by the URL retires them once per hold-off.
-        if (why === 'retired' && !stopping.signal.aborted) {
-          d.log.info(
-            'connections retired after a read-only refusal; reconnecting the LISTEN session',
-            {
-              db: d.db,
-            },
-          )
-        }
-        if (why !== 'tick' || stopping.signal.aborted) break
-        if (lockNote === null && d.holder !== undefined) await retakeLock(d.holder)
-        // A half-open socket answers nothing: the timed check is what notices it. On a shared
-        // session, a statement answered within the interval showed the socket alive (and a live
-        // session keeps its LISTEN): no check, so idle the backstop poll and readiness stand in
-        // for it, and a dead socket is noticed within two intervals of its last answer, not one.
-        // A check waits for the statement on the session, within the same bound.
-        if (monotonicNow(d.clock) - answeredAt < d.checkIntervalMs) continue
-        const listening = stillListening(client, d, {
-          timeoutMs: checkTimeoutMs,
-          over: over.signal,
-          answeredAt: () => answeredAt,
-        })
-        if (!(await listening)) {
-          d.log.warn('listener check failed; reconnecting', { db: d.db })
-          break
-        }
-      }
+      const holder = d.holder
+      await watchListening({
+        client,
+        d,
+        lost,
+        retired,
+        over,
+        stopping: stopping.signal,
+        checkTimeoutMs,
+        answeredAt: () => answeredAt,
+        lockHeld: () => lockNote !== null,
+        retakeLock:
+          holder === undefined
+            ? null
+            : async () => {
+                lockNote = await retakeHolderLock(client, holder, d, checkTimeoutMs, held)
+              },
+      })
       return 'lost'
     } finally {
       over.abort()
