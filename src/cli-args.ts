@@ -143,7 +143,9 @@ export function inCommand<T>(command: string, read: () => T): T {
 // fire at once, so a longer one reported every database unreachable.
 const LONGEST_STATUS_TIMEOUT_SECONDS = 86_400
 
-const DECIMAL_SECONDS = /^\s*\d+(\.\d+)?\s*$/
+// A plain decimal: digits with at most one point, `.5` and `5.` as well as `0.5` (review57: `.5`
+// was refused while `0.5` ran). No sign, exponent, hex, separator or unit.
+const DECIMAL_SECONDS = /^\s*(\d+\.?\d*|\.\d+)\s*$/
 
 /** A flag's positive number of seconds (at most `longest`, when given), or its default when absent. */
 export function parseSeconds(
@@ -179,7 +181,7 @@ export const parseStatusTimeoutSeconds = (value: string | undefined) =>
 export function parseDeadlineSeconds(value: string | undefined): number | undefined {
   if (value === undefined) return undefined
   // Decimal seconds only: Number() would also take '1e3', '0x10' and '' (0, none), none of them meant.
-  const n = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : Number.NaN
+  const n = DECIMAL_SECONDS.test(value) ? Number(value) : Number.NaN
   if (!Number.isFinite(n)) {
     throw new AppError(
       'config_invalid',

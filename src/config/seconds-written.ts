@@ -14,7 +14,7 @@ const UNIT_SECONDS: [RegExp, number][] = [
  * null: no number is offered that would be refused in turn, or that is not whole.
  */
 export function secondsWritten(value: string, min: number, max: number): number | null {
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(value)
+  const m = /^(\d+(?:\.\d*)?|\.\d+)\s*([a-z]+)$/i.exec(value)
   if (!m) return null
   const factor = UNIT_SECONDS.find(([words]) => words.test(m[2]!.toLowerCase()))?.[1]
   if (factor === undefined) return null

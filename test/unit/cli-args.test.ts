@@ -101,6 +101,39 @@ describe('parseArgs', () => {
     ])
   })
 
+  test('a plain decimal without its leading zero is taken: `status --timeout .5` and `--max-send-gap .5` mean 0.5, as `0.5` does', () => {
+    // review57: `.5` was refused as "must be a positive number of seconds" while `0.5` ran.
+    const said = (read: () => number | undefined) => {
+      try {
+        return read()
+      } catch (e) {
+        return (e as Error).message
+      }
+    }
+    expect(
+      [
+        () => parseStatusTimeoutSeconds('.5'),
+        () => parseSeconds('--max-send-gap', '.5', 300),
+        () => parseSeconds('--max-pending-age', ' .25 ', 600),
+        () => parseSeconds('--max-send-gap', '5.', 300),
+        () => parseDeadlineSeconds('.5'),
+      ].map(said),
+    ).toEqual([0.5, 0.5, 0.25, 5, 0.5])
+    // Still refused: no digit, a sign, two points, zero, and a unit (".5m" is 30 whole seconds).
+    expect(
+      ['.', '-.5', '.5.5', '..5', '.0', '.5m'].map((v) =>
+        said(() => parseSeconds('--timeout', v, 5)),
+      ),
+    ).toEqual([
+      '--timeout must be a positive number of seconds (got ".")',
+      '--timeout must be a positive number of seconds (got "-.5")',
+      '--timeout must be a positive number of seconds (got ".5.5")',
+      '--timeout must be a positive number of seconds (got "..5")',
+      '--timeout must be a positive number of seconds (got ".0")',
+      '--timeout must be a positive number of seconds, without a unit (got ".5m": that is 30)',
+    ])
+  })
+
   test('seconds are positive: 0 is refused (a --timeout of 0 would bound nothing), a fraction taken', () => {
     expect(() => parseSeconds('--timeout', '0', 5)).toThrow(
       '--timeout must be a positive number of seconds (got "0")',
