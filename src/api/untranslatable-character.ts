@@ -67,7 +67,7 @@ export async function untranslatableRefusal(
 ): Promise<AppError> {
   const message = cannotHoldMessage(u)
   const paths: string[] = []
-  // Each parameter named alone, as the validator names a query's (problem.ts's FLAT_TARGETS).
+  // Each parameter named alone, as the validator names a query's (FLAT_TARGETS, validation-hook.ts).
   for (const [name, values] of Object.entries(c.req.queries())) {
     if (name.includes(u.character) || values.some((v) => v.includes(u.character))) paths.push(name)
   }

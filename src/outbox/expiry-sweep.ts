@@ -56,9 +56,10 @@ export interface Swept {
  * its lookup's bound (lookupPastExpirySeconds past its expiresAt): until then it stays pending for
  * a claim to look it up (never send it); past it, nothing claimed it (its mailbox paused on, no
  * worker for it), and it ends as a claim held back past the bound ends it (settle.ts), expired
- * naming that send. Candidates come from email_outbox_expiring_idx (sql/0022: a range scan up to
- * now(), earliest expiry first; the few marked rows within their bound are passed over in it) and
- * are locked in id order, as every statement locking several outbox rows does.
+ * naming that send (settle-last-error.ts). Candidates come from email_outbox_expiring_idx
+ * (sql/0022: a range scan up to now(), earliest expiry first; the few marked rows within their
+ * bound are passed over in it) and are locked in id order, as every statement locking several
+ * outbox rows does.
  */
 export function expirySweep(s: ExpirySweep) {
   // The candidates reach the rows they lock and update through the primary key alone (a list of

@@ -22,9 +22,10 @@ export const LOOKUP_GRACE_SECONDS = 30
  * send's deadline, which may fall up to a request timeout past the expiresAt), or held back by its
  * mailbox's pause, a throttle, a failed request. An hour: the longest Retry-After the transport
  * honours (MAX_RETRY_AFTER_MS), so one whole pause of the mailbox is waited out; past it the row's
- * end matters more than the answer, and it fails expired naming the send (settle.ts). Not a setting,
- * as that cap is not: shorter, one pause would end a row its lookup was about to answer; longer, it
- * would wait for no pause the transport sets (test/unit/graph-outcome.test.ts ties the two).
+ * end matters more than the answer, and it fails expired (settle.ts) naming the send
+ * (settle-last-error.ts). Not a setting, as that cap is not: shorter, one pause would end a row its
+ * lookup was about to answer; longer, it would wait for no pause the transport sets
+ * (test/unit/graph-outcome.test.ts ties the two).
  */
 export const PAST_EXPIRY_LOOKUP_LIMIT_SECONDS = 3600
 

@@ -45,9 +45,10 @@ export function reclaimDecisions(p: { defaultMaxAttempts: number; lookups?: bool
   // whose send started leaves the same row. NULL (a lease taken before 0162): judged as above.
   const lookupOnly = sql<boolean>`coalesce(o.lease_lookup_only, false)`
   // A lookup past the expiresAt whose workers keep stopping: ended as its claim would end it past
-  // its bound (settle.ts), expired naming the send; its count no longer bounds the stops. One past
-  // its max_attempts as well ends so too: its expiresAt comes first, for its settlement
-  // (lease-outcome.ts) and the sweep alike. Past its max_attempts only, it fails out of them (below).
+  // its bound (settle.ts), expired naming the send (settle-last-error.ts); its count no longer
+  // bounds the stops. One past its max_attempts as well ends so too: its expiresAt comes first, for
+  // its settlement (lease-outcome.ts) and the sweep alike. Past its max_attempts only, it fails out
+  // of them (below).
   const expiredLookupEnds = sql<boolean>`(${lookupOnly} and not ${cancelLookup} and ${stoppedBefore}
       and (not ${pastAttempts} or coalesce(o.expires_at <= now(), false)))`
   // Such a claim, or with lookups on any claim of a row with an interrupted send (which looks it up

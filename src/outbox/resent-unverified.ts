@@ -37,8 +37,8 @@ const BOTH_MAY_HAVE_DELIVERED = afterMessage(BOTH_SENDS_MAY_HAVE_DELIVERED)
 /**
  * The suffix of a failed row's error whose last send may have delivered it, by `resent`
  * (Resent): the earlier interrupted send, both, or (null) that send itself. A retry of an
- * unverified resend carries it too (settle.ts), 'earlier' or 'both': the row's failure after a
- * lookup that cannot tell reads it back from that entry (resentOfLastSend), as only that
+ * unverified resend carries it too (settle-last-error.ts), 'earlier' or 'both': the row's failure
+ * after a lookup that cannot tell reads it back from that entry (resentOfLastSend), as only that
  * settlement knew whether its send was a resend (a lookup that found nothing, which no entry
  * records, leaves an earlier interrupted send resolved and its next send no resend).
  */

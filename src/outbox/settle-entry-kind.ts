@@ -12,10 +12,11 @@ export const boundPassed = sql`(i.past_expiry and i.kind = 'retry' and l.verdict
 
 /**
  * The kind of a settled lease's history entry (history-kind.ts), by the branch of last_error
- * (below) that words it: read on the locked row `l` (its verdict; `unstarted`, the row's send start
- * before this statement) and the input `i`. A retry of an unverified resend names which sends may
- * have delivered the row; an ending that keeps an interrupted send unresolved (its mark) says so;
- * every other entry is an attempt's (a sent one's implied).
+ * (settledLastError, settle-last-error.ts) that words it: read on the locked row `l` (its verdict;
+ * `unstarted`, the row's send start before this statement) and the input `i`. A retry of an
+ * unverified resend names which sends may have delivered the row; an ending that keeps an
+ * interrupted send unresolved (its mark) says so; every other entry is an attempt's (a sent one's
+ * implied).
  */
 export const entryKind = sql`case l.verdict
     when 'retry' then case i.resent when 'both' then ${kindLit('resent_interrupted')}
