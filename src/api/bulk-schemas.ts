@@ -54,7 +54,7 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
     correlationId: CorrelationIdFilter,
     lastErrorCode: z.string().min(1).optional().openapi({
       description:
-        "The row's lastErrorCode, e.g. `throttled`: retry what one cause failed, not held ambiguous sends or rejected recipients",
+        "The row's lastErrorCode, e.g. `throttled`: retry what one cause failed, not held ambiguous sends or rejected recipients. Matched alone: that code's rows an interrupted send may have delivered are taken too (`sendStartedAt` set, or `lastError` containing `may have delivered it`); to leave them out, list the code's rows first and retry the others by `ids`",
     }),
     template: TemplateFilter,
     ids: z.array(OutboxId).min(1).max(1000).optional(),
