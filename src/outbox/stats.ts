@@ -116,6 +116,8 @@ export async function liveStats(
     cred_workers: string
     cred_codes: string[]
     cred_since: Date | null
+    cred_serving: string
+    cred_serves_until: Date | null
   }>`
     with paused as materialized (${PAUSED_MAILBOXES_NOW})
     select
@@ -156,7 +158,8 @@ export async function liveStats(
       -- A tenant's count is no count of every pending row: a tenant reads no pause.
       case when ${scopeTenant}::text is null
            then ${refusedPausePending('paused', sql`pending.n`)} end as refused_pending,
-      cred.workers as cred_workers, cred.codes as cred_codes, cred.since as cred_since
+      cred.workers as cred_workers, cred.codes as cred_codes, cred.since as cred_since,
+      cred.serving as cred_serving, cred.serves_until as cred_serves_until
       -- In FROM, after the list (the 1 KB above): read once, for the column and the count.
       from (select count(*) as n from mailer.email_outbox
              where status = 'pending' and (${scopeTenant}::text is null or tenant = ${scopeTenant})) pending,
@@ -174,7 +177,13 @@ export async function liveStats(
     refusedMailboxPending: scopeTenant === null ? Number(r?.refused_pending ?? 0) : null,
     credentialRefused:
       scopeTenant === null && r
-        ? credentialRefusedOf({ workers: r.cred_workers, codes: r.cred_codes, since: r.cred_since })
+        ? credentialRefusedOf({
+            workers: r.cred_workers,
+            codes: r.cred_codes,
+            since: r.cred_since,
+            serving: r.cred_serving,
+            servesUntil: r.cred_serves_until,
+          })
         : null,
     notificationQueueUsage: r?.usage ?? 0,
   }

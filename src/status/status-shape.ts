@@ -47,7 +47,8 @@ export interface DatabaseStatus {
   workers: { live: number } | null
   /**
    * The live workers whose registry entry notes that Entra refuses their Graph credential (sql/0198),
-   * their codes (AADSTS…, certificate_expired; never Entra's text) and since when (ISO, the earliest):
+   * their codes (AADSTS…, certificate_expired; never Entra's text) and since when (ISO, the earliest),
+   * and how many of them still send on a cached token and until when (the first end; sql/0202):
    * /v1/stats' credentialRefused; exit 5 while `workers` is above 0 and rows are pending. Null when
    * the counts were not read.
    */

@@ -105,6 +105,8 @@ test('a beat notes the code and since when (database time); a later beat keeps t
     workers: 1,
     codes: ['AADSTS7000222'],
     since: expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/),
+    cachedTokenWorkers: 0,
+    cachedTokenServesUntil: null,
   })
   expect((await liveStats(t.db, 'acme')).credentialRefused).toBeNull()
   // The beat a second later (as the process sees it) keeps the since its first noted.
@@ -121,6 +123,8 @@ test('a beat notes the code and since when (database time); a later beat keeps t
     workers: 0,
     codes: [],
     since: null,
+    cachedTokenWorkers: 0,
+    cachedTokenServesUntil: null,
   })
   refusal = { code: "token refused: 'contoso'", forMs: 0 }
   await extendLeases(t.db, worker, [], 60)
@@ -148,6 +152,8 @@ test('an older binary’s entry (its beat writes neither column) and a gone work
     workers: 0,
     codes: [],
     since: null,
+    cachedTokenWorkers: 0,
+    cachedTokenServesUntil: null,
   })
 })
 
@@ -238,6 +244,26 @@ test('refused, refused again, then a token: the entry is written at the refusal 
     await engine.stop()
     entra.setFaults({})
   }
+})
+
+test('a beat noting a refusal met while the cached token serves: /v1/stats and status read until when it still sends, in database time', async () => {
+  await extendLeases(
+    t.db,
+    workerWith(() => ({ code: 'AADSTS7000222', forMs: 0, servesForMs: 600_000 })),
+    [],
+    60,
+  )
+  const { rows } = await t.pool.query(
+    `select credential_serves_until as until,
+            extract(epoch from credential_serves_until - now())::float8 as left_s from mailer.workers`,
+  )
+  // now() plus the 600 s the process said: this statement's now() a moment after the beat's.
+  expect(rows.map((r) => r.left_s > 590 && r.left_s <= 600)).toEqual([true])
+  expect((await liveStats(t.db, null)).credentialRefused).toMatchObject({
+    workers: 1,
+    cachedTokenWorkers: 1,
+    cachedTokenServesUntil: (rows[0].until as Date).toISOString(),
+  })
 })
 
 test('a note keeps the since a standing refusal noted, clears both without one, and writes no entry that is not there', async () => {

@@ -3,6 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
 import { silentLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
+import { enqueueSql } from '../api/support/harness.ts'
 import { AUDIENCE, bearer, ISSUER, SECRET, token } from '../api/support/tokens.ts'
 import { useTestDb } from '../support/db.ts'
 import { defaultStatus } from '../support/default-status.ts'
@@ -13,6 +14,7 @@ import {
   secretExpired,
   useEntraOfExpiredSecret,
 } from '../support/expired-secret.ts'
+import { oneDatabaseTable } from '../support/one-database-table.ts'
 import { ENTRA_500 } from '../support/token-outage.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -153,9 +155,101 @@ test('a refusal met after the worker started shows in status at once, not at its
         workers: 1,
         codes: ['AADSTS7000222'],
         since: expect.stringMatching(/^\d{4}-/),
+        cachedTokenWorkers: 0,
+        cachedTokenServesUntil: null,
       },
     })
   } finally {
     await running.stop('test')
   }
+})
+
+/**
+ * A live registry entry refused by Entra (0198), its cached token serving until `servesInSeconds`
+ * from now by the database's clock (0202; null: none serves), as a worker's refusal note writes it.
+ */
+async function refusedEntry(id: string, servesInSeconds: number | null) {
+  await t.pool.query(
+    `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds,
+                                 credential_refused_code, credential_refused_since, credential_serves_until)
+     values ($1, 'h', 1, 'test', '', 60, 'AADSTS7000222', now() - interval '1 minute',
+             now() + make_interval(secs => $2::float8))`,
+    [id, servesInSeconds],
+  )
+}
+
+/** Until when each entry's cached token serves, as the database wrote it (ISO). */
+async function servesUntil(id: string): Promise<string> {
+  const r = await t.pool.query(
+    'select credential_serves_until as at from mailer.workers where id = $1',
+    [id],
+  )
+  return (r.rows[0].at as Date).toISOString()
+}
+
+test('a worker refused while its cached token still serves: status says until when it still sends (its registry entry, database time), in the reason, the JSON and the line with no row pending', async () => {
+  // review57: status exited 5 saying "Entra refuses the Graph credential … nothing of theirs goes
+  // out once a token fetched before the refusal ends (an hour at most)", with no word that mail
+  // still went, nor until when, though the entry notes it (0202's credential_serves_until).
+  await t.reset()
+  await refusedEntry('a:1:abcdef', 2400)
+  const until = await servesUntil('a:1:abcdef')
+  await enqueueSql(t.pool)
+  const status = await defaultStatus(t)
+  expect({
+    health: status.health,
+    credentialRefused: status.credentialRefused,
+    reasons: status.reasons,
+  }).toEqual({
+    health: 'attention',
+    credentialRefused: {
+      workers: 1,
+      codes: ['AADSTS7000222'],
+      since: expect.stringMatching(/^\d{4}-/),
+      cachedTokenWorkers: 1,
+      cachedTokenServesUntil: until,
+    },
+    reasons: [
+      expect.stringContaining(
+        `(AADSTS7000222: the client secret has expired: create a new one) since ${status.credentialRefused?.since}, still sending on its cached token until ${until} (database time), and 1 pending row(s) wait: `,
+      ),
+    ],
+  })
+  // No row pending: the table's line says it too.
+  await t.pool.query('delete from mailer.email_outbox')
+  const idle = await defaultStatus(t)
+  expect(idle.health).toBe('ok')
+  const text = oneDatabaseTable(idle)
+  expect(text).toContain(
+    `default: Entra refuses the Graph credential of 1 live worker(s) (AADSTS7000222: the client secret has expired: create a new one) since ${idle.credentialRefused?.since}, still sending on its cached token until ${until} (database time): no row waits on it yet`,
+  )
+})
+
+test('of three workers refused, one whose cached token serves, one with none and one past its end: status counts the one still sending and says until when', async () => {
+  await t.reset()
+  await refusedEntry('a:1:abcdef', 1200)
+  await refusedEntry('b:1:abcdef', null)
+  await refusedEntry('c:1:abcdef', -5)
+  const until = await servesUntil('a:1:abcdef')
+  await enqueueSql(t.pool)
+  const status = await defaultStatus(t)
+  expect(status.credentialRefused).toMatchObject({
+    workers: 3,
+    cachedTokenWorkers: 1,
+    cachedTokenServesUntil: until,
+  })
+  expect(status.reasons).toEqual([
+    expect.stringContaining(
+      `, 1 of them still sending on its cached token until ${until} (database time), and 1 pending row(s) wait: `,
+    ),
+  ])
+  // None serving: as before, no such words.
+  await t.pool.query(`update mailer.workers set credential_serves_until = null`)
+  const none = await defaultStatus(t)
+  expect(none.credentialRefused).toMatchObject({
+    workers: 3,
+    cachedTokenWorkers: 0,
+    cachedTokenServesUntil: null,
+  })
+  expect(none.reasons).toEqual([expect.not.stringContaining('cached token')])
 })

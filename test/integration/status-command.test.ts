@@ -21,6 +21,7 @@ import { BUILD_HOOK_TIMEOUT_MS, compiledBinary } from '../support/binary.ts'
 import { closedPort } from '../support/closed-port.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
+import { NO_CREDENTIAL_REFUSED } from '../support/no-credential-refused.ts'
 import { adminQuery } from '../support/postgres.ts'
 import { withRoleRefusedConnect } from '../support/refused-connect-role.ts'
 import { generateTestCertificate } from '../support/test-certificate.ts'
@@ -185,7 +186,7 @@ describe('one database', () => {
             pastExpiryPending: 0,
             claims: { rows: 3, workers: 2, overdueLeases: 0 },
             workers: { live: 2 },
-            credentialRefused: { workers: 0, codes: [], since: null },
+            credentialRefused: NO_CREDENTIAL_REFUSED,
             listener: { sessions: 1 },
             pausedMailboxes: {
               count: 1,

@@ -4,6 +4,7 @@ import type { DatabaseReading } from '../../src/status/database-status.ts'
 import { exitCodeOf, judge } from '../../src/status/status-report.ts'
 import type { DatabaseStatus, Health } from '../../src/status/status-shape.ts'
 import { renderStatusTable } from '../../src/status/status-table.ts'
+import { NO_CREDENTIAL_REFUSED } from '../support/no-credential-refused.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -38,7 +39,7 @@ const reading = (age: number | null, pastExpiry = 0): DatabaseReading => ({
     pausedMailboxes: 0,
     pausedMailboxesRefused: 0,
     refusedMailboxPending: 0,
-    credentialRefused: { workers: 0, codes: [], since: null },
+    credentialRefused: NO_CREDENTIAL_REFUSED,
   },
   presence: null,
   failures: null,
@@ -190,6 +191,8 @@ test("live workers noting their Graph credential refused while rows are pending 
           workers: 2,
           codes: ['AADSTS7000222', 'AADSTS9999999'],
           since: '2026-12-07T08:00:00.000Z',
+          cachedTokenWorkers: 0,
+          cachedTokenServesUntil: null,
         },
       },
     }
@@ -209,6 +212,8 @@ test("live workers noting their Graph credential refused while rows are pending 
       workers: 2,
       codes: ['AADSTS7000222', 'AADSTS9999999'],
       since: '2026-12-07T08:00:00.000Z',
+      cachedTokenWorkers: 0,
+      cachedTokenServesUntil: null,
     },
   })
   const table = (d: DatabaseStatus) =>
@@ -219,6 +224,62 @@ test("live workers noting their Graph credential refused while rows are pending 
   // Said once, as the reason, when rows wait.
   expect(table(waiting).match(/Entra refuses/g)).toHaveLength(1)
   expect(table(judge(reading(null), thresholds, (s) => s))).not.toContain('Entra refuses')
+})
+
+test('refused workers whose cached token still serves: the reason says until when they still send, by how many of them, the first end of several', () => {
+  const serving = (workers: number, cached: number, until: string | null) => {
+    const r = reading(null)
+    return judge(
+      {
+        ...r,
+        stats: r.stats && {
+          ...r.stats,
+          counts: { ...r.stats.counts, pending: 4 },
+          credentialRefused: {
+            workers,
+            codes: ['AADSTS7000222'],
+            since: '2026-12-07T08:00:00.000Z',
+            cachedTokenWorkers: cached,
+            cachedTokenServesUntil: until,
+          },
+        },
+      },
+      thresholds,
+      (s) => s,
+    )
+  }
+  const at = '2026-12-07T08:45:00.000Z'
+  const words = (d: DatabaseStatus) =>
+    d.reasons[0]
+      ?.replace(/^Entra refuses .* since 2026-12-07T08:00:00\.000Z/, '')
+      .replace(/: nothing of theirs .*$/, '')
+  expect(
+    [
+      serving(1, 1, at),
+      serving(3, 3, at),
+      serving(3, 1, at),
+      serving(3, 2, at),
+      serving(2, 0, null),
+    ].map((d) => [d.health, words(d)]),
+  ).toEqual([
+    [
+      'attention',
+      `, still sending on its cached token until ${at} (database time), and 4 pending row(s) wait`,
+    ],
+    [
+      'attention',
+      `, still sending on their cached tokens until ${at} (database time, the first of them), and 4 pending row(s) wait`,
+    ],
+    [
+      'attention',
+      `, 1 of them still sending on its cached token until ${at} (database time), and 4 pending row(s) wait`,
+    ],
+    [
+      'attention',
+      `, 2 of them still sending on their cached tokens until ${at} (database time, the first of them), and 4 pending row(s) wait`,
+    ],
+    ['attention', ', and 4 pending row(s) wait'],
+  ])
 })
 
 test('rows waiting on Entra (a token request hung, timed out, failed or refused: token_…, AADSTS…) with none sent for longer than --max-send-gap need attention: that wait pauses no mailbox and moves each row ahead', () => {

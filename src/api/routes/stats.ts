@@ -64,11 +64,19 @@ const DatabaseStats = z
           description:
             'When the earliest of those refusals began (ISO 8601, database time); null with none',
         }),
+        cachedTokenWorkers: Count.openapi({
+          description:
+            'Of those workers, the ones whose cached token still serves sends (the refusal met by a refresh ahead of its end, since migration 0202): they send until it ends',
+        }),
+        cachedTokenServesUntil: z.string().nullable().openapi({
+          description:
+            'When the first of those cached tokens stops serving (ISO 8601, database time, as the worker noted it); null when none serves',
+        }),
       })
       .nullable()
       .openapi({
         description:
-          "The workers' Graph credential as their registry entries note it, each as its token request's answer tells it (refused, or a token again), not at its next beat (an idle worker's once per LEASE_SECONDS; an older release's notes nothing): while `workers` is above 0 their sends wait until the credential is fixed (deploy guide, \"Credential refused\"), and outbox-mailer status exits 5 (needs attention) while rows are pending. null for a token confined to a tenant",
+          "The workers' Graph credential as their registry entries note it, each as its token request's answer tells it (refused, or a token again), not at its next beat (an idle worker's once per LEASE_SECONDS; an older release's notes nothing): while `workers` is above 0 their sends wait until the credential is fixed (deploy guide, \"Credential refused\"), those of `cachedTokenWorkers` once their cached token ends (`cachedTokenServesUntil`), and outbox-mailer status exits 5 (needs attention) while rows are pending. null for a token confined to a tenant",
       }),
   })
   .openapi('DatabaseStats')
