@@ -25,6 +25,8 @@
 // CHAOS_LISTEN_MODE=poll|mixed workers with LISTEN_MODE=poll, every one or the even slots';
 // CHAOS_WORKER_ROLE=1 the mailers log in as a role holding the deploy guide's grants alone
 // (chaos/worker-role.ts), and a log line naming a refused right is a problem.
+// Every run prints, besides its report line, a line of what it did to the workers' Graph tokens and
+// what came of it (chaos/token-counts.ts): whether it met the token paths at all.
 import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -67,6 +69,7 @@ import {
 import { checkSlots } from './chaos/slot-checks.ts'
 import { startSlowDatabaseProxies } from './chaos/slow-database.ts'
 import { reportChaos } from './chaos/summary.ts'
+import { tokenCounts } from './chaos/token-counts.ts'
 import { createWorkerRole, refusedRights, roleUnused } from './chaos/worker-role.ts'
 import {
   cleanupAll,
@@ -76,6 +79,7 @@ import {
   type Mailer,
   onCleanup,
   ownCluster,
+  report,
   startGraph,
 } from './harness.ts'
 import { test } from './kept-evidence.ts'
@@ -241,6 +245,8 @@ async function soak() {
     },
     settleMs,
   })
+  // Whether the run met the token paths: kept by a passing run too (chaos/token-counts.ts).
+  report(`10 chaos soak tokens`, tokenCounts(record, graph.fake, outcome.historyOf, mailers.all))
 
   const { problems } = record
   if (WORKER_ROLE) problems.push(...refusedRights(mailers.all))

@@ -10,6 +10,8 @@ export interface TokenRequestRecord {
   alg?: string
   thumbprintHeader?: 'x5t' | 'x5t#S256'
   at: number
+  /** Held unanswered by a 'hang' fault (its client's own deadline or abort ends it). */
+  hung?: true
 }
 
 export type TokenFault =
@@ -75,7 +77,10 @@ export function createFakeEntra(o: FakeEntraOptions) {
     const record: TokenRequestRecord = { ok: false, at: o.now() }
     requests.push(record)
     const fault = faults.shift()
-    if (fault === 'hang') return new Promise<Response>(() => {})
+    if (fault === 'hang') {
+      record.hung = true
+      return new Promise<Response>(() => {})
+    }
     try {
       if (fault) {
         const text = fault.description ?? fault.error

@@ -153,6 +153,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
   let faults: FakeGraphFaults = {}
   let inFlight = 0
   let sendMailRequests = 0
+  let unauthorizedRequests = 0
   let maxConcurrent = 0
   let rng = opts.seed ?? 42
   const random = () => {
@@ -224,6 +225,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     const bearer = /^Bearer (.+)$/.exec(req.headers.get('authorization') ?? '')?.[1]
     const state = bearer ? entra.checkBearer(bearer) : 'invalid'
     if (state !== 'ok') {
+      unauthorizedRequests++
       return graphError(
         401,
         'InvalidAuthenticationToken',
@@ -534,6 +536,8 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     inFlight: () => inFlight,
     /** sendMail requests received, whatever their answer. */
     sendMailRequests: () => sendMailRequests,
+    /** sendMail and lookup requests answered 401 (a token revoked, expired or unknown); not in `requests`. */
+    unauthorizedRequests: () => unauthorizedRequests,
     setFaults(f: FakeGraphFaults) {
       faults = { ...f, ...(f.sendMail ? { sendMail: [...f.sendMail] } : {}) }
       entra.setFaults(f.token ?? [])

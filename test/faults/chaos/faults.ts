@@ -75,6 +75,7 @@ export function setLatency({ graph, graphAnswers, record }: ChaosRun, ms: number
 /** Graph answers 401 to the token every worker holds; the refresh may meet Entra down. */
 export function revokeTokens({ graph, graphAnswers, record }: ChaosRun, r: TokenRevocation): void {
   record.figures.revokes++
+  record.revokedWith[r.entra]++
   graph.fake.setFaults({
     ...graphAnswers,
     token:

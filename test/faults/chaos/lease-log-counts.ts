@@ -1,6 +1,6 @@
 // What the workers' logs say of leases a slow database strained: sends that waited for a late heartbeat answer, give-backs, reclaims.
-import { readFileSync } from 'node:fs'
 import type { Mailer } from '../harness.ts'
+import { mailerLogEntries } from './mailer-log-entries.ts'
 
 /** Each figure's log message (src/outbox: slot-once-confirmed.ts, unsent-give-up.ts, lease-upkeep.ts). */
 const MESSAGES = {
@@ -25,22 +25,10 @@ export function leaseLogCounts(mailers: readonly Mailer[]): Record<string, numbe
     leasesEndedBeforeSend: 0,
     reclaimed: 0,
   }
-  for (const m of mailers) {
-    let text = ''
-    try {
-      text = readFileSync(m.logPath, 'utf8')
-    } catch {}
-    for (const line of text.split('\n')) {
-      if (!line.startsWith('{')) continue
-      let entry: { msg?: string; count?: number }
-      try {
-        entry = JSON.parse(line)
-      } catch {
-        continue
-      }
-      for (const [figure, msg] of Object.entries(MESSAGES)) if (entry.msg === msg) counts[figure]!++
-      if (entry.msg === 'reclaimed expired leases') counts.reclaimed! += entry.count ?? 0
-    }
+  for (const entry of mailerLogEntries(mailers)) {
+    for (const [figure, msg] of Object.entries(MESSAGES)) if (entry.msg === msg) counts[figure]!++
+    if (entry.msg === 'reclaimed expired leases')
+      counts.reclaimed! += typeof entry.count === 'number' ? entry.count : 0
   }
   return counts
 }

@@ -1,4 +1,5 @@
 // The harness's own record of a chaos run: what it did and when, what the mailers answered it, and what went wrong.
+import type { TokenRevocation } from './schedule.ts'
 
 /** What the harness did and when (Date.now(), as the fake's times; the logs are ISO UTC). */
 export interface TimelineEntry {
@@ -44,6 +45,8 @@ export interface ChaosRecord {
     /** SIGTERMs whose stop a slow database held past its bound: `stop cut short` (exit 0) or `stop unfinished` (exit 1). */
     stopsUnfinished: number
   }
+  /** The token revocations by what Entra was set to answer the refresh (figures.revokes in all). */
+  revokedWith: Record<TokenRevocation['entra'], number>
   /** Processes that exited 0 after SIGTERM, with when their stop began and ended. */
   gracefulPids: Map<number, { from: number; to: number }>
   /** When Postgres was down (to: Infinity while it still is). */
@@ -80,6 +83,7 @@ export function newChaosRecord(): ChaosRecord {
       slowBursts: 0,
       stopsUnfinished: 0,
     },
+    revokedWith: { hangs: 0, '503': 0, fine: 0 },
     gracefulPids: new Map(),
     pgDownSpans: [],
   }
