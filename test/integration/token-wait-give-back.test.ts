@@ -48,7 +48,13 @@ afterEach(async () => {
  */
 async function graphWorker(
   name: string,
-  o: { hang: boolean; tokenAnswered?: Promise<void>; tokenSlowMs?: number },
+  o: {
+    hang: boolean
+    tokenAnswered?: Promise<void>
+    tokenSlowMs?: number
+    /** Its Graph requests' deadline (graphConfigFor's 5 s unless given). */
+    requestTimeoutMs?: number
+  },
 ): Promise<GraphWorker> {
   const fake = await startFakeGraph({ certificates: [cert.certPem] })
   if (o.hang) fake.setFaults({ token: Array.from({ length: 100 }, () => 'hang' as const) })
@@ -59,7 +65,11 @@ async function graphWorker(
     return fetch(input, init)
   }) as typeof fetch
   const transport = createGraphTransport(
-    graphConfigFor(fake, { certificate: cert.certPem, privateKey: cert.keyPem }),
+    graphConfigFor(fake, {
+      certificate: cert.certPem,
+      privateKey: cert.keyPem,
+      ...(o.requestTimeoutMs !== undefined && { requestTimeoutMs: o.requestTimeoutMs }),
+    }),
     'sender@example.com',
     {
       fetch: slowEntra,
@@ -101,6 +111,14 @@ const statusCounts = async () =>
     )
   ).rows
 
+/** Every row sent, or `hung`'s token request over (its 30 s deadline), whichever first. */
+const sentOrRequestOver = (hung: GraphWorker) =>
+  pollUntil(async () => {
+    if (hung.transport.tokens.lastError() !== null) return true
+    const c = await statusCounts()
+    return c.length === 1 && c[0]!.status === 'sent' ? true : undefined
+  }, 45_000)
+
 describe('Entra hangs for one worker, not for another', () => {
   const ROWS = 5
 
@@ -120,12 +138,7 @@ describe('Entra hangs for one worker, not for another', () => {
     )
     const since = monotonicNow(systemClock)
     const working = await graphWorker('working-worker', { hang: false })
-    // Every row sent, or the hung worker's token request over (its 30 s deadline), whichever first.
-    await pollUntil(async () => {
-      if (hung.transport.tokens.lastError() !== null) return true
-      const c = await statusCounts()
-      return c.length === 1 && c[0]!.status === 'sent' ? true : undefined
-    }, 45_000)
+    await sentOrRequestOver(hung)
     console.log(
       `[token wait] ${ROWS} rows: ${JSON.stringify(await statusCounts())} ${(monotonicNow(systemClock) - since).toFixed(0)} ms after the working worker started`,
     )
@@ -151,6 +164,51 @@ describe('Entra hangs for one worker, not for another', () => {
     expect(new Set(rows.rows.map((r) => JSON.stringify(r)))).toEqual(
       new Set([JSON.stringify({ attempts: 1, history: ['throttled token_slow', 'sent '] })]),
     )
+  })
+})
+
+describe('Graph refuses the cached token and Entra hangs for its refresh', () => {
+  test('the rows whose send met the 401 go back token_slow once the refresh turns slow, for a worker with a token, not at their request’s deadline', async () => {
+    const ROWS = 4
+    await t.pool.query(
+      `insert into mailer.workers (id, host, pid, version, lease_seconds) values ('working-worker', 'test', 1, 'test', 30)`,
+    )
+    // Slow at 200 ms (3 s in production); its requests' deadline 12 s (30 s in production), which a
+    // row whose send met the 401 waited out for the refresh.
+    const hung = await graphWorker('hung-worker', {
+      hang: false,
+      tokenSlowMs: 200,
+      requestTimeoutMs: 12_000,
+    })
+    await hung.transport.tokens.getToken()
+    hung.fake.setFaults({ token: Array.from({ length: 100 }, () => 'hang' as const) })
+    hung.fake.revokeTokens('invalid')
+    for (let i = 0; i < ROWS; i++) await enqueue(t)
+    // Its sends met Graph's 401 to the revoked token; the one refresh hangs.
+    await pollUntil(async () =>
+      hung.fake.unauthorizedRequests() >= 1 && hung.fake.tokenRequests.length === 2
+        ? true
+        : undefined,
+    )
+    const working = await graphWorker('working-worker', { hang: false })
+    await sentOrRequestOver(hung)
+    // Each row: given back uncounted at the slow refresh (one entry), then sent by the other.
+    const rows = await t.pool.query(
+      `select o.status, o.attempts, array_agg(a.outcome || ' ' || coalesce(a.error_code, '') order by a.id) as history
+         from mailer.email_outbox o join mailer.email_attempts a on a.outbox_id = o.id
+        group by o.id order by o.id`,
+    )
+    expect(rows.rows).toEqual(
+      Array.from({ length: ROWS }, () => ({
+        status: 'sent',
+        attempts: 1,
+        history: ['throttled token_slow', 'sent '],
+      })),
+    )
+    // While the hung worker's request still hangs: not at its deadline.
+    expect(hung.transport.tokens.lastError()?.code ?? null).toBeNull()
+    expect(working.fake.accepted).toHaveLength(ROWS)
+    expect(hung.fake.accepted).toHaveLength(0)
   })
 })
 
