@@ -1,7 +1,7 @@
 // The chaos soak's token line: what the run did to the workers' Graph tokens and what came of it, counted from the fake, the history and the logs.
 
 import { NO_TOKEN_CODE } from '../../../src/outbox/settle-item.ts'
-import { TOKEN_SLOW_CODE } from '../../../src/transport/graph-token.ts'
+import { TOKEN_SLOW_CODE } from '../../../src/transport/token-slow.ts'
 import type { FakeGraph } from '../../support/fake-graph.ts'
 import type { Mailer } from '../harness.ts'
 import { mailerLogEntries } from './mailer-log-entries.ts'
