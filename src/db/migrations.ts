@@ -149,6 +149,7 @@ import m0199 from '../../sql/0199_send_slot_holder_lock_comment_says_who_notes.s
 import m0200 from '../../sql/0200_paused_rows_moved_say_why.sql' with { type: 'text' }
 import m0201 from '../../sql/0201_worker_notes_its_last_send.sql' with { type: 'text' }
 import m0202 from '../../sql/0202_worker_notes_its_token_use_end.sql' with { type: 'text' }
+import m0204 from '../../sql/0204_stopped_workers_last_send_kept.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -299,6 +300,7 @@ export const migrations: readonly Migration[] = [
   { version: 200, name: '0200_paused_rows_moved_say_why', sql: m0200 },
   { version: 201, name: '0201_worker_notes_its_last_send', sql: m0201 },
   { version: 202, name: '0202_worker_notes_its_token_use_end', sql: m0202 },
+  { version: 204, name: '0204_stopped_workers_last_send_kept', sql: m0204 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -1,7 +1,7 @@
 // A drainer's wind-down once its loop ended: sends in flight within the grace, their outcomes recorded, its registry entry left.
 import type { Logger } from '../log.ts'
+import { deregisterWorker } from './deregister-worker.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
-import { deregisterWorker } from './heartbeat.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { createLeaseUpkeep } from './lease-upkeep.ts'
 import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'

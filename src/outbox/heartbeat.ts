@@ -239,17 +239,3 @@ export async function extendLeases(
     returning o.id`.execute(db)
   return new Set(rows.map((r) => r.id))
 }
-
-/**
- * Removes this worker from the registry on a clean stop, unless a row in flight still names its
- * lease key (a send the stop could not record; email_outbox_sending_idx): its entry then stays until
- * silent for a day, so the key is not drawn again while that row names it and a reclaim's history
- * names the worker. Also removes entries silent for a day.
- */
-export async function deregisterWorker(db: Kysely<Database>, workerId: string): Promise<void> {
-  await sql`delete from mailer.workers w
-             where (w.id = ${workerId}
-                    and not exists (select 1 from mailer.email_outbox o
-                                     where o.status = 'sending' and o.lease_owner = w.lease_key))
-                or w.last_heartbeat_at < now() - interval '1 day'`.execute(db)
-}

@@ -11,8 +11,9 @@ export const NONE_SENT_WINDOW = 10_000
  * newest among those rows and the newest a worker's registry entry notes (sql/0201: its last
  * recorded send, written by its next beat: a beat late at most, a heartbeat while it sends, a lease
  * length idle), whatever its row's id: a campaign of older ids sending while newer rows wait on a
- * 429 is no outage. The rows still tell the sends of older binaries (they note none) and of workers
- * stopped since (a clean stop removes the entry). A row waits when it is pending and due,
+ * 429 is no outage. A clean stop removes the entry and keeps its note (sql/0204: the newest send of
+ * the entries removed, one row), so a deploy that restarts every worker forgets none. The rows
+ * still tell the sends of older binaries (they note none). A row waits when it is pending and due,
  * or was given back after a try (to a pause's end, a retry's, a pacing turn). An untried row came
  * due at the later of its creation and its send_at; one given back came due, at the latest, at its
  * first history entry since the newest send (email_attempts_pkey, its own entries), when that entry
@@ -32,11 +33,12 @@ export const NONE_SENT_WINDOW = 10_000
  * such a pause has history: unchanged. An untried row
  * scheduled ahead waits for nobody. The later of the newest send and that moment: a row that came
  * after a quiet hour and met a throttle has waited since it came, not an hour. Null when no row
- * waits, or when the window is full, holds no sent row and no entry notes a send (a backlog larger
- * than it: a send among older rows cannot be ruled out). sent_at is in no index (the table keeps
- * every row; one would cost WAL at every settlement): the newest ids are where the rows in play
- * are, read backwards through the primary key, NONE_SENT_WINDOW heap rows at most, and the history
- * of the waiting rows given back among them; the registry holds a row per worker.
+ * waits, or when the window is full, holds no sent row and no note (an entry's, the stopped
+ * workers') says a send (a backlog larger than it: a send among older rows cannot be ruled out).
+ * sent_at is in no index (the table keeps every row; one would cost WAL at every settlement): the
+ * newest ids are where the rows in play are, read backwards through the primary key,
+ * NONE_SENT_WINDOW heap rows at most, and the history of the waiting rows given back among them;
+ * the registry holds a row per worker, the stopped workers' note one.
  */
 export const NONE_SENT_FOR_SECONDS = sql<number | null>`(
   with w as (
@@ -45,7 +47,8 @@ export const NONE_SENT_FOR_SECONDS = sql<number | null>`(
       from mailer.email_outbox o order by o.id desc limit ${sql.lit(NONE_SENT_WINDOW)}),
   s as (
     select greatest(max(w.sent_at) filter (where w.sent),
-                    (select max(k.last_sent_at) from mailer.workers k)) as at,
+                    (select max(k.last_sent_at) from mailer.workers k),
+                    (select k.last_sent_at from mailer.stopped_workers_last_send k)) as at,
            count(*) as n, count(*) filter (where w.waiting) as waiting
       from w)
   select case when s.waiting = 0 then null

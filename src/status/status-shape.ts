@@ -32,11 +32,12 @@ export interface DatabaseStatus {
   oldestDuePendingSeconds: number | null
   /**
    * Seconds rows have waited with no row sent: since the later of the newest send (among the newest
-   * 10,000 rows, or noted in a worker's registry entry) and the oldest waiting row's coming due,
-   * among those rows (none-sent-for.ts); past --max-send-gap while a throttle's pause or Graph out
-   * of reach holds the rows, exit 5. Null when none waits, when not read, or when the outbox holds
-   * 10,000 rows or more, the newest 10,000 hold no sent row and no entry notes one (a larger
-   * backlog); a smaller outbox with none ever sent reads since its oldest waiting row came due.
+   * 10,000 rows, or noted in a worker's registry entry or kept from a stopped one's) and the
+   * oldest waiting row's coming due, among those rows (none-sent-for.ts); past --max-send-gap while
+   * a throttle's pause or Graph out of reach holds the rows, exit 5. Null when none waits, when not
+   * read, or when the outbox holds 10,000 rows or more, the newest 10,000 hold no sent row and no
+   * note says one (a larger backlog); a smaller outbox with none ever sent reads since its oldest
+   * waiting row came due.
    */
   noneSentForSeconds: number | null
   /** Pending rows a pacing turn or a pause of their mailbox made due later (not in the age above). */

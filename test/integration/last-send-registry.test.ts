@@ -1,5 +1,6 @@
 // A worker's registry entry notes its newest recorded send (sql/0201): written by the beat after it, once, as database time, never moved back.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { deregisterWorker } from '../../src/outbox/deregister-worker.ts'
 import { extendLeases, type WorkerIdentity } from '../../src/outbox/heartbeat.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
@@ -11,8 +12,11 @@ setDefaultTimeout(30_000)
 
 const t = useTestDb({ resetEach: true })
 
-const worker = (unnotedSend: { atMs: number; agoMs: number } | null): WorkerIdentity => ({
-  id: 'host:1:abcdef',
+const worker = (
+  unnotedSend: { atMs: number; agoMs: number } | null,
+  id = 'host:1:abcdef',
+): WorkerIdentity => ({
+  id,
   host: 'host',
   pid: 1,
   version: 'test',
@@ -73,4 +77,32 @@ test('a worker notes a send by its next beat, then no more until it sends again:
   } finally {
     await engine.stop()
   }
+})
+
+/** Seconds since the send the stopped workers' note keeps (sql/0204), whole; null when none. */
+const keptAge = async () =>
+  (
+    await t.pool.query(
+      'select extract(epoch from now() - last_sent_at)::int as age from mailer.stopped_workers_last_send',
+    )
+  ).rows[0]?.age ?? null
+
+test('a clean stop keeps the newest send its entry noted; an older one never moves it back; an entry purged as silent for a day keeps its own; none noted, none kept', async () => {
+  await extendLeases(t.db, worker(null, 'a'), [], 60)
+  await deregisterWorker(t.db, 'a')
+  expect(await keptAge()).toBeNull()
+  await extendLeases(t.db, worker({ atMs: 1, agoMs: 30_000 }, 'b'), [], 60)
+  await extendLeases(t.db, worker({ atMs: 1, agoMs: 90_000 }, 'c'), [], 60)
+  await deregisterWorker(t.db, 'b')
+  expect(await keptAge()).toBe(30)
+  await deregisterWorker(t.db, 'c')
+  expect(await keptAge()).toBe(30)
+  // An entry silent for a day, its send noted after the kept one, is purged by another's stop.
+  await extendLeases(t.db, worker({ atMs: 1, agoMs: 10_000 }, 'd'), [], 60)
+  await t.pool.query(
+    `update mailer.workers set last_heartbeat_at = now() - interval '2 days' where id = 'd'`,
+  )
+  await deregisterWorker(t.db, 'e')
+  expect(await keptAge()).toBe(10)
+  expect((await t.pool.query('select count(*)::int as n from mailer.workers')).rows[0].n).toBe(0)
 })

@@ -45,8 +45,8 @@ function worker(fake: FakeGraph, id: string, clock?: Clock) {
 }
 
 /**
- * One row sent by a worker that then stops (a clean stop removes its registry entry, and the note of
- * its send with it: the send is told by the rows alone, as an older binary's), then Graph answers
+ * One row sent by a worker that then stops (a clean stop removes its registry entry and keeps the
+ * note of its send, sql/0204), then Graph answers
  * `fault` to every send from MAIL_FROM: two rows enqueued meet it at worker `w`, MAIL_FROM is
  * paused and the rows wait (no row claimed, none due but at the pause's end). Returns `w`.
  */
@@ -67,9 +67,9 @@ async function sentThenTurnedAway(fault: GraphFault, clock?: Clock) {
 }
 
 /**
- * One row sent by worker w0, which then stops (its registry entry, and the note of its send, gone
- * with it), then `faults` set on Graph's fake and two rows enqueued for worker `w` (of `clock`, the
- * system's when not given), started and woken. Returns `w`.
+ * One row sent by worker w0, which then stops (its registry entry gone, the note of its send kept),
+ * then `faults` set on Graph's fake and two rows enqueued for worker `w` (of `clock`, the system's
+ * when not given), started and woken. Returns `w`.
  */
 async function sentThenFaulted(faults: Parameters<FakeGraph['setFaults']>[0], clock?: Clock) {
   g.fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [MAIL_FROM, CAMPAIGN] })
@@ -88,13 +88,22 @@ async function sentThenFaulted(faults: Parameters<FakeGraph['setFaults']>[0], cl
   return engine
 }
 
-/** As if the send, the rows' arrival and their tries were `minutes` ago (their due times left as they are). */
+/** The notes of the sends (the registry's, sql/0201, and the stopped workers', 0204) moved back by `interval` (SQL). */
+async function sentNotesBack(interval: string): Promise<void> {
+  await t.pool.query(`update mailer.workers set last_sent_at = last_sent_at - ${interval}`)
+  await t.pool.query(
+    `update mailer.stopped_workers_last_send set last_sent_at = last_sent_at - ${interval}`,
+  )
+}
+
+/** As if the send (its row and its notes), the rows' arrival and their tries were `minutes` ago (their due times left as they are). */
 async function aged(minutes: number): Promise<void> {
   await t.pool.query(
     `update mailer.email_outbox
         set created_at = created_at - make_interval(mins => $1), sent_at = sent_at - make_interval(mins => $1)`,
     [minutes],
   )
+  await sentNotesBack(`make_interval(mins => ${minutes})`)
   await t.pool.query(
     `update mailer.email_attempts
         set started_at = started_at - make_interval(mins => $1), finished_at = finished_at - make_interval(mins => $1)`,
@@ -160,6 +169,7 @@ async function quietHourThenThrottled(rows: string[], clock?: Clock): Promise<vo
   await t.pool.query(
     `update mailer.email_outbox set sent_at = sent_at - interval '1 hour' where status = 'sent'`,
   )
+  await sentNotesBack(`interval '1 hour'`)
   for (const statement of rows) await t.pool.query(statement)
   const status = await defaultStatus(t)
   expect({ health: status.health, reasons: status.reasons }).toEqual({ health: 'ok', reasons: [] })
@@ -197,7 +207,7 @@ test('rows that failed yesterday, requeued now and meeting a throttle, need no a
   ])
 })
 
-test('a campaign of older ids sending while the newest 10,000 rows hold none sent since, and rows wait on a 429, needs no attention: the registry notes its sends', async () => {
+test("a campaign of older ids sending while the newest 10,000 rows hold none sent since, and rows wait on a 429, needs no attention: the registry notes its sends, kept through its worker's clean stop (a deploy)", async () => {
   // The campaign's row, scheduled: its id is older than every row below.
   const campaign = await enqueue(
     t,
@@ -225,6 +235,18 @@ test('a campaign of older ids sending while the newest 10,000 rows hold none sen
   expect({ health: status.health, reasons: status.reasons }).toEqual({ health: 'ok', reasons: [] })
   expect(status.noneSentForSeconds).toBeLessThan(60)
   expect(status.pausedMailboxes?.count).toBe(1)
+  // A deploy: the worker stops cleanly (its registry entry removed) and a new one starts, which
+  // sends nothing while MAIL_FROM's pause stands. The campaign's send is still read.
+  await engine.stop()
+  await worker(g.fake!, 'w2').start()
+  expect((await t.pool.query('select id from mailer.workers')).rows).toEqual([{ id: 'w2' }])
+  const deployed = await defaultStatus(t)
+  expect({ health: deployed.health, reasons: deployed.reasons }).toEqual({
+    health: 'ok',
+    reasons: [],
+  })
+  expect(deployed.noneSentForSeconds).toBeLessThan(60)
+  expect(deployed.pausedMailboxes?.count).toBe(1)
 })
 
 test('Entra failing every token request for 6 minutes: status needs attention, naming the code the rows wait on, though no due row is 600 s old', async () => {

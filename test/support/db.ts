@@ -58,7 +58,8 @@ export async function createTestDb(): Promise<TestDb> {
               select string_agg(t, ', ' order by n) into written
                 from unnest(array['mailer.templates', 'mailer.workers', 'mailer.mailbox_pacing',
                                   'mailer.send_slots', 'mailer.sender_mailboxes',
-                                  'mailer.probe_due_hints', 'mailer.owed_probe_lookups'])
+                                  'mailer.probe_due_hints', 'mailer.owed_probe_lookups',
+                                  'mailer.stopped_workers_last_send'])
                      with ordinality as u(t, n)
                where pg_relation_size(t::regclass) > 0;
               execute 'truncate mailer.email_attempts, mailer.email_outbox'
