@@ -3,6 +3,7 @@ import type { Logger } from '../log.ts'
 import { deregisterWorker } from './deregister-worker.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
 import type { HeldLeases } from './held-leases.ts'
+import type { LastSend } from './last-send.ts'
 import type { createLeaseUpkeep } from './lease-upkeep.ts'
 import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'
 import type { SettleQueue } from './settle-queue.ts'
@@ -21,6 +22,8 @@ export async function windDown(w: {
   held: HeldLeases['held']
   settle: SettleQueue
   upkeep: Pick<ReturnType<typeof createLeaseUpkeep>, 'stopTimers'>
+  /** Its newest send, noted by its stop when no beat has (sql/0204). */
+  lastSend: Pick<LastSend, 'unnoted'>
 }): Promise<void> {
   const { d, log, loop, graceMs, startedAt, deliveries, abort, held, settle, upkeep } = w
   await finishWithinGrace({
@@ -41,7 +44,7 @@ export async function windDown(w: {
   // skipped with the database away: its entry then keeps the time of the worker's start.
   const mailFrom = loop === null ? null : mailFromAddress(d.mailFrom)
   await Promise.all([
-    deregisterWorker(d.db, d.worker.id).catch(() => {}),
+    deregisterWorker(d.db, d.worker.id, w.lastSend.unnoted()).catch(() => {}),
     mailFrom === null ? null : noteSenderMailbox(d.db, mailFrom).catch(() => {}),
   ])
 }

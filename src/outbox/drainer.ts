@@ -216,7 +216,19 @@ export function createDrainer(d: DrainerDeps): Drainer {
       due.clear()
       poll.clear()
       await loop
-      await windDown({ d, log, loop, graceMs, startedAt, deliveries, abort, held, settle, upkeep })
+      await windDown({
+        d,
+        log,
+        loop,
+        graceMs,
+        startedAt,
+        deliveries,
+        abort,
+        held,
+        settle,
+        upkeep,
+        lastSend,
+      })
       // Waited for once no send runs (one that ended within the grace may have begun one: a
       // throttle's deferral of its mailbox's rows); those running meanwhile went on beside it.
       await besides.settled()

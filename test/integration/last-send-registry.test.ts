@@ -3,7 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { deregisterWorker } from '../../src/outbox/deregister-worker.ts'
 import { extendLeases, type WorkerIdentity } from '../../src/outbox/heartbeat.ts'
 import { useTestDb } from '../support/db.ts'
-import { createTestEngine, enqueue } from '../support/engine.ts'
+import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { sendNoted } from '../support/send-noted.ts'
 
@@ -87,7 +87,7 @@ const keptAge = async () =>
     )
   ).rows[0]?.age ?? null
 
-test('a clean stop keeps the newest send its entry noted; an older one never moves it back; an entry purged as silent for a day keeps its own; none noted, none kept', async () => {
+test('a clean stop keeps the newest send its entry noted, or its own unnoted one; an older one never moves it back; an entry purged as silent for a day keeps its own; none noted, none kept', async () => {
   await extendLeases(t.db, worker(null, 'a'), [], 60)
   await deregisterWorker(t.db, 'a')
   expect(await keptAge()).toBeNull()
@@ -105,4 +105,27 @@ test('a clean stop keeps the newest send its entry noted; an older one never mov
   await deregisterWorker(t.db, 'e')
   expect(await keptAge()).toBe(10)
   expect((await t.pool.query('select count(*)::int as n from mailer.workers')).rows[0].n).toBe(0)
+  // A send recorded since the stopping worker's last beat, told by its stop, entry or none.
+  await deregisterWorker(t.db, 'f', { atMs: 1, agoMs: 60_000 })
+  expect(await keptAge()).toBe(10)
+  await deregisterWorker(t.db, 'f', { atMs: 2, agoMs: 4_000 })
+  expect(await keptAge()).toBe(4)
+})
+
+test('a worker that sends and stops before its next beat notes that send by its stop', async () => {
+  // A lease of 60 s: a beat at its start, the next 20 s (a heartbeat) or 60 s (idle) later.
+  const engine = createTestEngine(t, { config: { leaseSeconds: 60, heartbeatSeconds: 20 } })
+  const id = await enqueue(t)
+  await engine.start()
+  await pollUntil(async () => ((await rowOf(t, id)).status === 'sent' ? true : undefined))
+  expect(
+    (await t.pool.query('select last_sent_at from mailer.workers')).rows.map((r) => r.last_sent_at),
+  ).toEqual([null])
+  await engine.stop()
+  const { rows } = await t.pool.query<{ between: boolean }>(
+    `select k.last_sent_at between o.sent_at and now() as between
+       from mailer.stopped_workers_last_send k, mailer.email_outbox o where o.id = $1`,
+    [id],
+  )
+  expect(rows).toEqual([{ between: true }])
 })
