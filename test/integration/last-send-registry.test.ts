@@ -87,6 +87,16 @@ const keptAge = async () =>
     )
   ).rows[0]?.age ?? null
 
+/** Whether the stopped workers' note (sql/0204) lies between row `id`'s sent_at and now(). */
+const keptBetween = async (id: string) =>
+  (
+    await t.pool.query<{ between: boolean }>(
+      `select k.last_sent_at between o.sent_at and now() as between
+         from mailer.stopped_workers_last_send k, mailer.email_outbox o where o.id = $1`,
+      [id],
+    )
+  ).rows[0]?.between ?? null
+
 test('a clean stop keeps the newest send its entry noted, or its own unnoted one; an older one never moves it back; an entry purged as silent for a day keeps its own; none noted, none kept', async () => {
   await extendLeases(t.db, worker(null, 'a'), [], 60)
   await deregisterWorker(t.db, 'a')
@@ -122,10 +132,28 @@ test('a worker that sends and stops before its next beat notes that send by its 
     (await t.pool.query('select last_sent_at from mailer.workers')).rows.map((r) => r.last_sent_at),
   ).toEqual([null])
   await engine.stop()
-  const { rows } = await t.pool.query<{ between: boolean }>(
-    `select k.last_sent_at between o.sent_at and now() as between
-       from mailer.stopped_workers_last_send k, mailer.email_outbox o where o.id = $1`,
+  expect(await keptBetween(id)).toBe(true)
+})
+
+test('a row past its attempts that a lookup finds sent after its interrupted send (the reclaim left it to be looked up) is noted as a send, though settled uncounted, not by markSent', async () => {
+  // A lease of 60 s: no beat after the start's; the stop tells the send.
+  const engine = createTestEngine(t, {
+    config: { leaseSeconds: 60, heartbeatSeconds: 20 },
+    deps: { lookup: async () => 'found' },
+  })
+  const id = await enqueue(t, undefined, { maxAttempts: 1 })
+  // As the reclaim leaves its last attempt's interrupted send with lookups on: pending, its
+  // attempts spent, marked; claimed only to look it up (lease.ts lookupOnly), settled by
+  // settleLeases. Its sent_at is the settlement's, as a found send's is.
+  await t.pool.query(
+    `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '2 minutes'
+      where id = $1`,
     [id],
   )
-  expect(rows).toEqual([{ between: true }])
+  await engine.start()
+  await pollUntil(async () => ((await rowOf(t, id)).status === 'sent' ? true : undefined))
+  await engine.stop()
+  expect(await keptBetween(id)).toBe(true)
+  expect(engine.sender.calls).toEqual([])
+  expect((await rowOf(t, id)).attempts).toBe(1)
 })
