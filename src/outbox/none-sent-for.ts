@@ -6,6 +6,17 @@ import { PACED_CODE, PAUSED_CODE } from './settle-item.ts'
 export const NONE_SENT_WINDOW = 10_000
 
 /**
+ * Up to this many rows given back, each one's history is read by email_attempts_pkey (about 4
+ * buffers a row); past it, the history of their ids' span at once (about 180 buffers for a window
+ * whose 10,000 rows hold an entry each).
+ */
+const FEW_GIVEN_BACK = 48
+
+/** A row a pacing turn gave back, or a named mailbox's pause moved unclaimed (sql/0200), as `g`. */
+const paceOrPause = sql`(g.last_error_code = ${PACED_CODE}
+                         or g.last_error_code = ${PAUSED_CODE} and g.sender_key is not null)`
+
+/**
  * A scalar subquery: seconds since the later of the newest send and the moment the oldest row
  * waiting came due, among the newest NONE_SENT_WINDOW rows. The newest send is the later of the
  * newest among those rows and the newest a worker's registry entry notes (sql/0201: its last
@@ -37,34 +48,58 @@ export const NONE_SENT_WINDOW = 10_000
  * workers') says a send (a backlog larger than it: a send among older rows cannot be ruled out).
  * sent_at is in no index (the table keeps every row; one would cost WAL at every settlement): the
  * newest ids are where the rows in play are, read backwards through the primary key,
- * NONE_SENT_WINDOW heap rows at most, and the history of the waiting rows given back among them;
- * the registry holds a row per worker, the stopped workers' note one.
+ * NONE_SENT_WINDOW heap rows at most, in one pass that counts and dates them and keeps the rows
+ * given back (their columns, no second read), then the history of those; the registry holds a row
+ * per worker, the stopped workers' note one. With no row pending nothing waits: the window is not
+ * read (one probe of email_outbox_claim_idx), the answer null as the window would make it.
  */
 export const NONE_SENT_FOR_SECONDS = sql<number | null>`(
-  with w as (
-    select o.id, o.status = 'sent' as sent, o.sent_at, o.created_at, o.send_at, o.last_error_code, o.sender_key,
-           o.status = 'pending' and (o.send_at <= now() or o.last_error_code is not null) as waiting
-      from mailer.email_outbox o order by o.id desc limit ${sql.lit(NONE_SENT_WINDOW)}),
-  s as (
-    select greatest(max(w.sent_at) filter (where w.sent),
+  with s as (
+    select greatest(max(w.sent_at) filter (where w.status = 'sent'),
                     (select max(k.last_sent_at) from mailer.workers k),
                     (select k.last_sent_at from mailer.stopped_workers_last_send k)) as at,
-           count(*) as n, count(*) filter (where w.waiting) as waiting
-      from w)
+           count(*) as n, count(*) filter (where w.waiting) as waiting,
+           min(greatest(w.created_at, w.send_at)) filter (where w.waiting and w.last_error_code is null) as untried,
+           min(w.id) filter (where w.given) as low, max(w.id) filter (where w.given) as high,
+           array_agg(w.id) filter (where w.given) as ids, array_agg(w.created_at) filter (where w.given) as created,
+           array_agg(w.send_at) filter (where w.given) as due, array_agg(w.last_error_code) filter (where w.given) as codes,
+           array_agg(w.sender_key) filter (where w.given) as keys
+      from (select o.id, o.status, o.sent_at, o.created_at, o.send_at, o.last_error_code, o.sender_key, v.waiting,
+                   v.waiting and o.last_error_code is not null as given
+              from mailer.email_outbox o,
+                   lateral (select o.status = 'pending' and (o.send_at <= now() or o.last_error_code is not null)
+                              as waiting) v
+             -- No pending row (email_outbox_claim_idx): none waits, the window is not read.
+             where exists (select from mailer.email_outbox p where p.status = 'pending')
+             order by o.id desc limit ${sql.lit(NONE_SENT_WINDOW)}) w),
+  -- The rows given back, their columns as the window read them.
+  g as (select g.* from s, unnest(s.ids, s.created, s.due, s.codes, s.keys)
+                             as g(id, created_at, send_at, last_error_code, sender_key))
   select case when s.waiting = 0 then null
               when s.n = ${sql.lit(NONE_SENT_WINDOW)} and s.at is null then null
-              else -mailer.ms_until(greatest(s.at, (
-                select min(case when w.last_error_code is null then greatest(w.created_at, w.send_at)
-                                else coalesce((select min(a.finished_at)
-                                                 from mailer.email_attempts a
-                                                where a.outbox_id = w.id and (s.at is null or a.finished_at >= s.at)),
-                                              case when w.send_at <= now() then greatest(w.created_at, w.send_at)
-                                                   when (w.last_error_code = ${PACED_CODE}
-                                                         or w.last_error_code = ${PAUSED_CODE} and w.sender_key is not null)
-                                                        and not exists (select from mailer.email_attempts a
-                                                                         where a.outbox_id = w.id) then now()
-                                                   else w.created_at end)
-                           end)
-                  from w where w.waiting))) / 1000
+              -- Few rows given back: each one's history by email_attempts_pkey. Many: the history
+              -- of their ids' span read once, its entries grouped by row.
+              when coalesce(cardinality(s.ids), 0) <= ${sql.lit(FEW_GIVEN_BACK)}
+              then -mailer.ms_until(greatest(s.at, least(s.untried, (
+                select min(coalesce((select min(a.finished_at)
+                                       from mailer.email_attempts a
+                                      where a.outbox_id = g.id and (s.at is null or a.finished_at >= s.at)),
+                                    case when g.send_at <= now() then greatest(g.created_at, g.send_at)
+                                         when ${paceOrPause}
+                                              and not exists (select from mailer.email_attempts a
+                                                               where a.outbox_id = g.id) then now()
+                                         else g.created_at end))
+                  from g)))) / 1000
+              else -mailer.ms_until(greatest(s.at, least(s.untried, (
+                select min(coalesce(h.since,
+                                    case when g.send_at <= now() then greatest(g.created_at, g.send_at)
+                                         when ${paceOrPause} and h.outbox_id is null then now()
+                                         else g.created_at end))
+                  from g left join (
+                    select a.outbox_id, min(a.finished_at)
+                                          filter (where s.at is null or a.finished_at >= s.at) as since
+                      from mailer.email_attempts a
+                     where a.outbox_id between s.low and s.high
+                     group by a.outbox_id) h on h.outbox_id = g.id)))) / 1000
          end
     from s)`
