@@ -23,23 +23,32 @@ const worker = (
   unnotedSend,
 })
 
-/** Seconds since the entry's last send, whole; null when it notes none. */
-const sentAge = async () =>
-  (
-    await t.pool.query(
-      'select extract(epoch from now() - last_sent_at)::int as age from mailer.workers',
-    )
-  ).rows[0]?.age ?? null
+/** Seconds since the send `table` notes (sql/0201's entries, 0204's stopped workers'), whole; null when none. */
+const ageIn = async (table: string) =>
+  (await t.pool.query(`select extract(epoch from now() - last_sent_at)::int as age from ${table}`))
+    .rows[0]?.age ?? null
 
-/** Whether the entry's note of row `id`'s send lies between its sent_at and the entry's last beat. */
-const notedBetween = async (id: string) =>
+/**
+ * Whether `table`'s note (its row `k`) of row `id`'s send lies between the row's sent_at and
+ * `until` (SQL).
+ */
+const noteBetween = async (id: string, table: string, until: string) =>
   (
     await t.pool.query<{ between: boolean }>(
-      `select w.last_sent_at between o.sent_at and w.last_heartbeat_at as between
-         from mailer.workers w, mailer.email_outbox o where o.id = $1`,
+      `select k.last_sent_at between o.sent_at and ${until} as between
+         from ${table} k, mailer.email_outbox o where o.id = $1`,
       [id],
     )
-  ).rows[0]?.between
+  ).rows[0]?.between ?? null
+
+/** Seconds since the entry's last send, whole; null when it notes none. */
+const sentAge = () => ageIn('mailer.workers')
+/** Seconds since the send the stopped workers' note keeps (sql/0204), whole; null when none. */
+const keptAge = () => ageIn('mailer.stopped_workers_last_send')
+/** Whether the entry's note of row `id`'s send lies between its sent_at and the entry's last beat. */
+const notedBetween = (id: string) => noteBetween(id, 'mailer.workers', 'k.last_heartbeat_at')
+/** Whether the stopped workers' note lies between row `id`'s sent_at and now(). */
+const keptBetween = (id: string) => noteBetween(id, 'mailer.stopped_workers_last_send', 'now()')
 
 test('a beat notes its send as now() less its age; one with none to note keeps the entry’s; an older send never moves it back', async () => {
   await extendLeases(t.db, worker(null), [], 60)
@@ -78,24 +87,6 @@ test('a worker notes a send by its next beat, then no more until it sends again:
     await engine.stop()
   }
 })
-
-/** Seconds since the send the stopped workers' note keeps (sql/0204), whole; null when none. */
-const keptAge = async () =>
-  (
-    await t.pool.query(
-      'select extract(epoch from now() - last_sent_at)::int as age from mailer.stopped_workers_last_send',
-    )
-  ).rows[0]?.age ?? null
-
-/** Whether the stopped workers' note (sql/0204) lies between row `id`'s sent_at and now(). */
-const keptBetween = async (id: string) =>
-  (
-    await t.pool.query<{ between: boolean }>(
-      `select k.last_sent_at between o.sent_at and now() as between
-         from mailer.stopped_workers_last_send k, mailer.email_outbox o where o.id = $1`,
-      [id],
-    )
-  ).rows[0]?.between ?? null
 
 test('a clean stop keeps the newest send its entry noted, or its own unnoted one; an older one never moves it back; an entry purged as silent for a day keeps its own; none noted, none kept', async () => {
   await extendLeases(t.db, worker(null, 'a'), [], 60)
