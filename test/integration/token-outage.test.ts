@@ -320,16 +320,19 @@ describe('a refused credential (an unregistered certificate)', () => {
   const PAST_COOLDOWN_MS = 61_000
 
   /**
-   * Refusal cycle `k` (1-based): past the first, the cooldown passes and every waiting row is due
-   * (their order kept: each is moved back by the same 10 minutes); then waits until the worker has
+   * Refusal cycle `k` (1-based): past the first, every waiting row is due (their order kept: each
+   * is moved back by the same 10 minutes) and the cooldown passes; then waits until the worker has
    * asked Entra `k` times and is held off again with nothing claimed.
    */
   async function refusalCycle(r: OutageRun, k: number) {
     if (k > 1) {
-      r.clock.advance(PAST_COOLDOWN_MS)
+      // Moved while the cooldown holds claims off: past it the loop may claim before the wake (one
+      // still naming the waiting rows, woken as the last refusal's rows went back), and a claim
+      // during the update skips the rows it has locked, meeting later ones in their place.
       await t.pool.query(
         `update mailer.email_outbox set send_at = send_at - interval '10 minutes' where status = 'pending'`,
       )
+      r.clock.advance(PAST_COOLDOWN_MS)
       r.engine.drainer.wake()
     }
     await pollUntil(async () => {
