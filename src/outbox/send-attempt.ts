@@ -102,7 +102,8 @@ export async function sendInSlot(
   if (!result) return
   await finish(r.lease, result.settlement, result.extra)
   // Given back due at once (Graph: the token a 401 sent it for is slow): a worker with a token takes it.
-  if (result.settlement.kind === 'retry' && result.settlement.delayMs === 0) d.givenBackForOthers?.()
+  if (result.settlement.kind === 'retry' && result.settlement.delayMs === 0)
+    d.givenBackForOthers?.()
 }
 
 /** A row whose last check answered (or whose slot came back) past its send's deadline. */
