@@ -10,8 +10,8 @@ import { expiredUnresolved } from './expired-unresolved.ts'
 import { LOOKUP_TOO_EARLY_CODE } from './lookup-grace.ts'
 import { endsASend } from './lookup-stop.ts'
 import {
+  afterMessage,
   afterWords,
-  EARLIER_SEND_MAY_HAVE_DELIVERED,
   INTERRUPTED_SEND_MAY_HAVE_DELIVERED,
   THAT_SEND_MAY_HAVE_DELIVERED,
 } from './may-have-delivered.ts'
@@ -33,7 +33,7 @@ const LAST_SEND_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(sql`i.resent`)
 /**
  * The suffix naming an earlier interrupted send after a failure's message: a refused unverified
  * resend's (Settlement failed, resentUnverified), or the failure of a row whose history holds one
- * (earlierInterrupted), as the retry of a resend answered for sure ends.
+ * (earlierInterrupted), as the retry of a resend answered for sure ends; a throttle's ending too.
  */
 const EARLIER = sql.lit(EARLIER_MAY_HAVE_DELIVERED)
 /**
@@ -50,17 +50,16 @@ const LAST_OR_EARLIER_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(
 const LOOKED_UP_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(
   sql`coalesce(${resentOfLastSend}, ${EARLIER_TOO})`,
 )
-/** The words naming an interrupted send earlier than the verdict's attempt (earlierInterrupted). */
-const EARLIER_SEND = sql.lit(afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED))
 /**
  * The suffix of a throttle's ending error on a row an interrupted send may have delivered: this
  * lease's (its mark), or an earlier one's its history holds unmarked (earlier-interrupted.ts),
- * read for such an ending only.
+ * read for such an ending only. It follows the throttle's message (Graph's, quoted), so in
+ * parentheses, as "attempts exhausted; last error: …" ends.
  */
 const INTERRUPTED_MAY_HAVE_DELIVERED = sql`case when i.ambiguous
-  then ${sql.lit(afterWords(INTERRUPTED_SEND_MAY_HAVE_DELIVERED))}
+  then ${sql.lit(afterMessage(INTERRUPTED_SEND_MAY_HAVE_DELIVERED))}
   when ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
-  then ${EARLIER_SEND} else '' end`
+  then ${EARLIER} else '' end`
 /** A wait to look an interrupted send up again that would end past the row's expiresAt. */
 const EXPIRES_BEFORE_LOOKUP_AGAIN = sql.lit(
   `expiresAt comes before its interrupted send can be looked up again (not in the mailbox yet)${afterWords(THAT_SEND_MAY_HAVE_DELIVERED)}`,

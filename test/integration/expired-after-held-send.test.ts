@@ -61,9 +61,9 @@ async function endsSaying(
   expect((await lastEntry(id)).error).toBe(entry)
 }
 
-/** How a failure's own words end on such a row: as an unverified resend's failure names that send. */
+/** How a failure's own words end on such a row (a throttle's ending's too: it quotes that message): as an unverified resend's failure names that send. */
 const EARLIER = ' (an earlier interrupted send may have delivered it)'
-/** The same words after our own (a reclaim's, a cancel's, a throttle's ending). */
+/** The same words after our own (a reclaim's, a cancel's). */
 const EARLIER_AFTER_WORDS = '; an earlier interrupted send may have delivered it'
 
 /** The words an expiry writes on a row whose history holds an interrupted send nobody resolved. */
@@ -353,7 +353,7 @@ describe('a row retried after its held send, then ended on its last attempt', ()
       id,
       'failed',
       'throttled',
-      `still throttled at the throttle deadline: throttled (429)${EARLIER_AFTER_WORDS}`,
+      `still throttled at the throttle deadline: throttled (429)${EARLIER}`,
     )
   })
 
@@ -365,7 +365,7 @@ describe('a row retried after its held send, then ended on its last attempt', ()
       id,
       'failed',
       'expired',
-      `still throttled at its expiresAt: throttled (429)${EARLIER_AFTER_WORDS}`,
+      `still throttled at its expiresAt: throttled (429)${EARLIER}`,
     )
   })
 

@@ -629,13 +629,13 @@ describe('settleLeases', () => {
         status: 'failed',
         code: 'expired',
         error:
-          'still throttled at its expiresAt: Gateway Timeout; an interrupted send may have delivered it',
+          'still throttled at its expiresAt: Gateway Timeout (an interrupted send may have delivered it)',
       },
       {
         status: 'failed',
         code: 'throttled',
         error:
-          'still throttled at the throttle deadline: Gateway Timeout; an interrupted send may have delivered it',
+          'still throttled at the throttle deadline: Gateway Timeout (an interrupted send may have delivered it)',
       },
     ])
   })
