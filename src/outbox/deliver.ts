@@ -16,7 +16,7 @@ import { afterInterruptedSend } from './render-error.ts'
 import { renderFailure } from './render-failure.ts'
 import { type Finish, type Ready, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
-import type { Sender } from './sender.ts'
+import type { Sender, TokenSlowKeep } from './sender.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
 import type { StartQueue } from './start-queue.ts'
@@ -72,6 +72,8 @@ export interface DeliveryDeps {
    * worker could take the row, which then goes on here (lone-token-wait.ts); absent: given back.
    */
   keptForToken?: () => Promise<boolean>
+  /** The same question in a send whose token Graph refused (401), its fresh one slow (sender.ts). */
+  keptForTokenInSend?: TokenSlowKeep
 }
 
 export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): Promise<void> {

@@ -2,6 +2,7 @@
 import type { ClaimRoundDeps } from './claim-round-deps.ts'
 import type { DefaultSenderPause } from './default-sender-pause.ts'
 import type { DeliveryDeps } from './deliver.ts'
+import type { LoneTokenWait } from './lone-token-wait.ts'
 import { probeAnswered } from './owed-probe.ts'
 
 /** The same for each claim: built once by the drainer's claim round (claim-round.ts). */
@@ -14,7 +15,8 @@ export function createRoundDelivery(
     /** The settle queue whose rows given back during a stop wait for the claim under way. */
     givenBackAfterClaims: DeliveryDeps['settle']
     wakePeers: DeliveryDeps['givenBackForOthers']
-    keptForToken: DeliveryDeps['keptForToken']
+    /** Whether a row is kept for a slow token request, before and in its send (lone-token-wait.ts). */
+    keptForToken: LoneTokenWait | undefined
   },
 ): DeliveryDeps {
   const { d, log, deadlines, due, lastChecks } = r
@@ -64,7 +66,10 @@ export function createRoundDelivery(
     },
     onRetry: due.arm,
     givenBackForOthers: wakePeers,
-    ...(keptForToken && { keptForToken }),
+    ...(keptForToken && {
+      keptForToken: keptForToken.beforeSend,
+      keptForTokenInSend: keptForToken.inSend,
+    }),
     onMailboxPaused: pause.mailboxPaused,
   }
 }

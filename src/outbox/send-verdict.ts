@@ -27,7 +27,7 @@ export async function sendOne(
   const spentMs = checkAskedAt === undefined ? undefined : monotonicNow(d.clock) - checkAskedAt
   let outcome: SendOutcome
   try {
-    outcome = await d.sender.send(r.mail, d.abort, spentMs)
+    outcome = await d.sender.send(r.mail, d.abort, spentMs, d.keptForTokenInSend)
   } catch (err) {
     // A transport must not throw; if one does, treat it as a transient failure of unknown effect.
     d.log.error('transport threw', { db: d.dbName, outboxId: r.lease.id, err })

@@ -71,15 +71,29 @@ export type SendOutcome =
     } & SendDetails)
   | ({ kind: 'reject'; code: string; message: string } & SendDetails)
 
+/**
+ * Asked by a send whose wait for its token turned slow (Graph: the fresh token after a 401 dropped
+ * the cached one, Entra unanswered for TOKEN_SLOW_MS): null to give the row back unsent and due at
+ * once, for a worker with a token; else the send waits for its token within its deadline, as a
+ * row before its send does, until the signal answered aborts (a stop begun: released, unsent).
+ * Absent: given back.
+ */
+export type TokenSlowKeep = () => Promise<AbortSignal | null>
+
 export interface Sender {
   readonly name: string
   /**
    * `spentMs`: milliseconds since before the last check that recorded the send as started was
    * asked. A transport with a request deadline runs it from there, so the request ends by
    * send_started_at plus its timeout in database time (lookup-grace.ts counts on it); from the
-   * call when not given.
+   * call when not given. `keptForToken`: asked should its token wait turn slow (TokenSlowKeep).
    */
-  send(mail: OutboundMail, signal: AbortSignal, spentMs?: number): Promise<SendOutcome>
+  send(
+    mail: OutboundMail,
+    signal: AbortSignal,
+    spentMs?: number,
+    keptForToken?: TokenSlowKeep,
+  ): Promise<SendOutcome>
   /**
    * The outcome any send would get now without reaching the provider (Graph: no token while the
    * one token backoff runs), else null. A row claimed meanwhile goes back with it at once, without

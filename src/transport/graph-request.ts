@@ -1,7 +1,8 @@
 // One authorized Graph request: bearer token, per-request deadline, and at most one token refresh on a 401.
 import { randomUUID } from 'node:crypto'
 import { type Clock, monotonicNow } from '../clock.ts'
-import type { SendOutcome } from '../outbox/sender.ts'
+import type { SendOutcome, TokenSlowKeep } from '../outbox/sender.ts'
+import { abortable } from './abortable-wait.ts'
 import { parseGraphError } from './graph-error-text.ts'
 import { classifySendFailure, notConnected } from './graph-outcome.ts'
 import type { GraphReachability } from './graph-reachability.ts'
@@ -38,6 +39,8 @@ export type GraphRequest = (
    * was last checked, not this call, which awaits on the way (the database id). Now when not given.
    */
   startedAt?: number,
+  /** Asked should the wait for its token turn slow: kept for it, or given back (none: given back). */
+  kept?: TokenSlowKeep,
 ) => Promise<GraphExchange>
 
 export function createGraphRequest(d: {
@@ -47,7 +50,7 @@ export function createGraphRequest(d: {
   requestTimeoutMs: number
   reachability: GraphReachability
 }): GraphRequest {
-  return async (url, init, signal, startedAt) => {
+  return async (url, init, signal, startedAt, kept) => {
     // One deadline for the whole send: the wait for a probe's answer, the token, the request and,
     // after a 401, the fresh token and the request again. lease-deadlines.ts starts a send only
     // with a margin of one request timeout (the provider slot lives little longer): bytes leaving
@@ -62,7 +65,7 @@ export function createGraphRequest(d: {
     if (admitted !== 'go' && admitted !== 'probe') return { failed: admitted, unsent: true }
     try {
       for (let attempt = 1; ; attempt++) {
-        const exchange = await exchangeOnce(url, init, signal, deadline, deadlineAt, attempt)
+        const exchange = await exchangeOnce(url, init, signal, deadline, deadlineAt, attempt, kept)
         if (exchange !== 'again') return exchange
       }
     } finally {
@@ -76,7 +79,8 @@ export function createGraphRequest(d: {
    * row waiting for the token before its send does (graph-sender.ts `ready`). Its one wait here is
    * after a 401 dropped the cached token: the fresh one's request hanging held the row for the
    * rest of its deadline (30 s), then gave it back token_timeout, due 5 s later. A worker alone
-   * claims nothing while its request is slow (drainer.ts): its rows wait for it there instead.
+   * still does (the caller's `kept`): it claims nothing while its request is slow (drainer.ts), so
+   * the row given back would wait for that request all the same, a history entry and a claim more.
    */
   async function turnsSlow(pending: Promise<string>): Promise<boolean> {
     const slowed = d.tokens.endsOrSlows()
@@ -102,14 +106,24 @@ export function createGraphRequest(d: {
     deadline: AbortSignal,
     deadlineAt: number,
     attempt: number,
+    kept: TokenSlowKeep | undefined,
   ): Promise<GraphExchange | 'again'> {
     let token: string
+    // What ends the send's wait for its token as a stop: the kept wait's own stop too.
+    let shutdown = signal
     try {
-      const pending = d.tokens.getToken(deadline)
-      if (await turnsSlow(pending)) return { failed: TOKEN_SLOW, unsent: true }
+      let pending = d.tokens.getToken(deadline)
+      if (await turnsSlow(pending)) {
+        // A worker alone keeps the row for the one request (no other could take it given back):
+        // within the send's deadline, as before the give-back; a stop ends the wait, unsent.
+        const until = (await kept?.()) ?? null
+        if (until === null) return { failed: TOKEN_SLOW, unsent: true }
+        shutdown = AbortSignal.any([signal, until])
+        pending = abortable(pending, until)
+      }
       token = await pending
     } catch (e) {
-      return { failed: noTokenOutcome(e, signal, d.tokens), unsent: true }
+      return { failed: noTokenOutcome(e, shutdown, d.tokens), unsent: true }
     }
     // A token taken up past the deadline (the event loop held, by a long render, say, so its timer
     // has not fired yet) makes no request: as one that never came, a token wait. Made, its bytes

@@ -4,7 +4,7 @@ import type { GraphConfig } from '../config/graph-settings.ts'
 import type { Logger } from '../log.ts'
 import type { LookupResult } from '../outbox/mailbox-lookup.ts'
 import { parseDefaultFrom } from '../outbox/render.ts'
-import type { OutboundMail, Sender, SendOutcome } from '../outbox/sender.ts'
+import type { OutboundMail, Sender, SendOutcome, TokenSlowKeep } from '../outbox/sender.ts'
 import { createMailboxLookup } from './graph-lookup.ts'
 import { buildSendMailBody, checkSendable } from './graph-message.ts'
 import { classifySendResponse, refusesMailbox } from './graph-outcome.ts'
@@ -80,7 +80,8 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     databaseId?: () => Promise<string>,
   ): GraphSender => ({
     name: 'graph',
-    send: (mail, signal, spentMs) => send(log, mail, signal, database?.name, databaseId, spentMs),
+    send: (mail, signal, spentMs, kept) =>
+      send(log, mail, signal, database?.name, databaseId, spentMs, kept),
     unavailable,
     // Its failure is the token source's to keep (failingWith), read by `unavailable`. Once a stop
     // has begun the row goes back unstarted whatever the answer: getToken begins no token request
@@ -114,6 +115,7 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     database: string | undefined,
     databaseId: (() => Promise<string>) | undefined,
     spentMs: number | undefined,
+    kept: TokenSlowKeep | undefined,
   ): Promise<SendOutcome> {
     // The request's deadline runs from before the last check that recorded the send as started
     // (send_started_at, which a lookup of this send counts from), else from here: the drainer's
@@ -147,6 +149,7 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
       { method: 'POST', headers: { 'content-type': 'application/json' }, body },
       signal,
       startedAt,
+      kept,
     )
     let outcome: SendOutcome
     if ('failed' in exchange) {

@@ -6,7 +6,7 @@ import { BEAT_LATE_SECONDS } from '../../src/outbox/entry-alive-now.ts'
 import { anotherWorkerLive } from '../../src/outbox/lone-token-wait.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { createGraphTransport, type GraphTransport } from '../../src/transport/graph-transport.ts'
-import { boundedLatches } from '../support/bounded-latches.ts'
+import { type BoundedLatch, boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
@@ -50,7 +50,8 @@ async function graphWorker(
   name: string,
   o: {
     hang: boolean
-    tokenAnswered?: Promise<void>
+    /** Entra's answer to each token request waits for what it returns (none: at once). */
+    tokenAnswered?: () => Promise<void> | undefined
     tokenSlowMs?: number
     /** Its Graph requests' deadline (graphConfigFor's 5 s unless given). */
     requestTimeoutMs?: number
@@ -58,10 +59,9 @@ async function graphWorker(
 ): Promise<GraphWorker> {
   const fake = await startFakeGraph({ certificates: [cert.certPem] })
   if (o.hang) fake.setFaults({ token: Array.from({ length: 100 }, () => 'hang' as const) })
-  const answered = o.tokenAnswered
   const slowEntra = (async (input: string | URL | Request, init?: RequestInit) => {
     const url = input instanceof Request ? input.url : String(input)
-    if (answered && url.includes('/oauth2/v2.0/token')) await answered
+    if (url.includes('/oauth2/v2.0/token')) await o.tokenAnswered?.()
     return fetch(input, init)
   }) as typeof fetch
   const transport = createGraphTransport(
@@ -110,6 +110,30 @@ const statusCounts = async () =>
       'select status, count(*)::int as n from mailer.email_outbox group by 1 order by 1',
     )
   ).rows
+
+/**
+ * A moment for the give-back a worker alone must not make (each row's history would have its
+ * entry: a bounded look, as none comes), then Entra's answer let go and every row sent.
+ */
+async function keptThenSent(entra: BoundedLatch): Promise<void> {
+  const lookedFrom = monotonicNow(systemClock)
+  while (monotonicNow(systemClock) - lookedFrom < 500) {
+    const n = await t.pool.query('select 1 from mailer.email_attempts')
+    if (n.rowCount !== 0) break
+  }
+  entra.resolve()
+  await pollUntil(async () => {
+    const c = await statusCounts()
+    return c.length === 1 && c[0]!.status === 'sent' ? true : undefined
+  })
+}
+
+/** `n` rows enqueued in one statement: a worker's one claim takes them all. */
+const enqueueAll = (n: number) =>
+  t.pool.query(
+    `select mailer.enqueue_email($1::jsonb, '{}'::jsonb) from generate_series(1, $2::int)`,
+    [JSON.stringify({ to: 'rcpt@example.com', subject: 'Hello', text: 'Hi there' }), n],
+  )
 
 /** Every row sent, or `hung`'s token request over (its 30 s deadline), whichever first. */
 const sentOrRequestOver = (hung: GraphWorker) =>
@@ -223,24 +247,14 @@ describe('Entra slow for a worker alone', () => {
     // Slow at 200 ms (3 s in production): the same path, without 3 s of a test's time.
     const solo = await graphWorker('solo-worker', {
       hang: false,
-      tokenAnswered,
+      tokenAnswered: () => tokenAnswered,
       tokenSlowMs: 200,
     })
     for (let i = 0; i < ROWS; i++) await enqueue(t)
     await pollUntil(async () => (solo.engine.drainer.status().inFlight === ROWS ? true : undefined))
-    // Its token request turned slow with the rows in hand: given back, each row's history has its
-    // entry within a moment (a bounded look: a worker alone keeps them, and none comes).
+    // Its token request turned slow with the rows in hand.
     await pollUntil(async () => (solo.transport.heldForToken() !== null ? true : undefined))
-    const lookedFrom = monotonicNow(systemClock)
-    while (monotonicNow(systemClock) - lookedFrom < 500) {
-      const n = await t.pool.query('select 1 from mailer.email_attempts')
-      if (n.rowCount !== 0) break
-    }
-    entra.resolve()
-    await pollUntil(async () => {
-      const c = await statusCounts()
-      return c.length === 1 && c[0]!.status === 'sent' ? true : undefined
-    })
+    await keptThenSent(entra)
     expect(solo.fake.accepted).toHaveLength(ROWS)
     const rows = await t.pool.query(
       `select o.attempts, array_agg(a.outcome || ' ' || coalesce(a.error_code, '') order by a.id) as history
@@ -257,10 +271,76 @@ describe('Entra slow for a worker alone', () => {
     expect(claimed).toBe(ROWS)
   })
 
+  /**
+   * A worker alone whose cached token Graph refuses (revoked), every token request after its first
+   * answered once `refresh` resolves: `rows` enqueued in one statement (one claim), a send met the
+   * 401 and the one refresh turned slow (200 ms; 3 s in production). The rows whose send came after
+   * the 401 wait for the refresh before their send (ready), the others in it.
+   */
+  async function revokedAlone(rows: number, refresh: Promise<void>): Promise<GraphWorker> {
+    let held: Promise<void> | undefined
+    // Its requests' deadline 12 s (30 s in production), which each send waits within.
+    const solo = await graphWorker('solo-worker', {
+      hang: false,
+      tokenAnswered: () => held,
+      tokenSlowMs: 200,
+      requestTimeoutMs: 12_000,
+    })
+    await solo.transport.tokens.getToken()
+    held = refresh
+    solo.fake.revokeTokens('invalid')
+    await enqueueAll(rows)
+    await pollUntil(async () =>
+      solo.fake.unauthorizedRequests() >= 1 && solo.transport.heldForToken() !== null
+        ? true
+        : undefined,
+    )
+    return solo
+  }
+
+  test('the rows whose send met Graph’s 401 wait for the refresh too: no give-back to itself, no token_slow entry, one claim', async () => {
+    const ROWS = 3
+    const entra = boundedLatches(30_000).make('Entra’s answer to the refresh let go by the test')
+    const refresh = entra.wait()
+    // A test that failed before leaves the run-out to no one.
+    refresh.catch(() => undefined)
+    const solo = await revokedAlone(ROWS, refresh)
+    await keptThenSent(entra)
+    const rows = await t.pool.query(
+      `select o.attempts, array_agg(a.outcome || ' ' || coalesce(a.error_code, '') order by a.id) as history
+         from mailer.email_outbox o join mailer.email_attempts a on a.outbox_id = o.id
+        group by o.id order by o.id`,
+    )
+    expect(rows.rows).toEqual(
+      Array.from({ length: ROWS }, () => ({ attempts: 1, history: ['sent '] })),
+    )
+    const claimed = solo.engine.events.events.reduce(
+      (n, e) => n + (e.type === 'claimed' ? e.count : 0),
+      0,
+    )
+    expect(claimed).toBe(ROWS)
+    expect(solo.fake.accepted).toHaveLength(ROWS)
+    // One refresh, its token taken by every row's send again.
+    expect(solo.fake.tokenRequests).toHaveLength(2)
+  })
+
+  test('a stop while those sends wait for the refresh releases their rows unsent and uncounted, at once, not at their deadline', async () => {
+    const solo = await revokedAlone(3, new Promise<void>(() => {}))
+    // The grace longer than the sends' 12 s deadline: the stop itself ends their wait.
+    const stoppedFrom = monotonicNow(systemClock)
+    await solo.engine.stop(30_000)
+    expect(monotonicNow(systemClock) - stoppedFrom).toBeLessThan(10_000)
+    expect(await statusCounts()).toEqual([{ status: 'pending', n: 3 }])
+    const history = await t.pool.query('select outcome, error_code from mailer.email_attempts')
+    expect(history.rows).toEqual([0, 1, 2].map(() => ({ outcome: 'released', error_code: null })))
+    const attempts = await t.pool.query('select attempts from mailer.email_outbox')
+    expect(attempts.rows.map((r) => r.attempts)).toEqual([0, 0, 0])
+  })
+
   test('a stop while it waits releases its rows unsent and uncounted, at once', async () => {
     const solo = await graphWorker('solo-worker', {
       hang: false,
-      tokenAnswered: new Promise<void>(() => {}),
+      tokenAnswered: () => new Promise<void>(() => {}),
       tokenSlowMs: 200,
     })
     const ids: string[] = []
