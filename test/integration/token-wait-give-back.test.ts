@@ -128,6 +128,10 @@ async function keptThenSent(entra: BoundedLatch): Promise<void> {
   })
 }
 
+/** The rows `w` has claimed, each claim's count summed. */
+const claimedBy = (w: GraphWorker) =>
+  w.engine.events.events.reduce((n, e) => n + (e.type === 'claimed' ? e.count : 0), 0)
+
 /** `n` rows enqueued in one statement: a worker's one claim takes them all. */
 const enqueueAll = (n: number) =>
   t.pool.query(
@@ -173,11 +177,7 @@ describe('Entra hangs for one worker, not for another', () => {
     expect(hung.fake.accepted).toHaveLength(0)
     // The hung worker claimed nothing more while its request hung (the rows it gave back were due
     // at once, and its own wakes came), and asked Entra nothing more.
-    const claimed = hung.engine.events.events.reduce(
-      (n, e) => n + (e.type === 'claimed' ? e.count : 0),
-      0,
-    )
-    expect(claimed).toBe(ROWS)
+    expect(claimedBy(hung)).toBe(ROWS)
     expect(hung.fake.tokenRequests).toHaveLength(1)
     // Each row: its wait given back uncounted (one entry), then its send, the first attempt.
     const rows = await t.pool.query(
@@ -207,10 +207,14 @@ describe('Graph refuses the cached token and Entra hangs for its refresh', () =>
     await hung.transport.tokens.getToken()
     hung.fake.setFaults({ token: Array.from({ length: 100 }, () => 'hang' as const) })
     hung.fake.revokeTokens('invalid')
-    for (let i = 0; i < ROWS; i++) await enqueue(t)
+    // In one statement: its one claim takes them all before the refresh turns slow, after which it
+    // claims none (a row enqueued later went to the other worker, no token_slow entry).
+    await enqueueAll(ROWS)
     // Its sends met Graph's 401 to the revoked token; the one refresh hangs.
     await pollUntil(async () =>
-      hung.fake.unauthorizedRequests() >= 1 && hung.fake.tokenRequests.length === 2
+      hung.fake.unauthorizedRequests() >= 1 &&
+      hung.fake.tokenRequests.length === 2 &&
+      claimedBy(hung) === ROWS
         ? true
         : undefined,
     )
@@ -264,11 +268,7 @@ describe('Entra slow for a worker alone', () => {
     expect(new Set(rows.rows.map((r) => JSON.stringify(r)))).toEqual(
       new Set([JSON.stringify({ attempts: 1, history: ['sent '] })]),
     )
-    const claimed = solo.engine.events.events.reduce(
-      (n, e) => n + (e.type === 'claimed' ? e.count : 0),
-      0,
-    )
-    expect(claimed).toBe(ROWS)
+    expect(claimedBy(solo)).toBe(ROWS)
   })
 
   /**
@@ -314,11 +314,7 @@ describe('Entra slow for a worker alone', () => {
     expect(rows.rows).toEqual(
       Array.from({ length: ROWS }, () => ({ attempts: 1, history: ['sent '] })),
     )
-    const claimed = solo.engine.events.events.reduce(
-      (n, e) => n + (e.type === 'claimed' ? e.count : 0),
-      0,
-    )
-    expect(claimed).toBe(ROWS)
+    expect(claimedBy(solo)).toBe(ROWS)
     expect(solo.fake.accepted).toHaveLength(ROWS)
     // One refresh, its token taken by every row's send again.
     expect(solo.fake.tokenRequests).toHaveLength(2)
