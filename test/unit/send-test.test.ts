@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
 import { silentLogger } from '../../src/log.ts'
 import { sendTest } from '../../src/send-test.ts'
+import { TOKEN_SLOW_MS } from '../../src/transport/token-slow.ts'
 import { runBinary } from '../support/binary.ts'
 import { graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
 
@@ -140,6 +141,33 @@ test('MAIL_FROM written `Name <address>` sends from that mailbox, as the engine 
     expect(await sendTest(config, { to: 'me@example.com', from: undefined }, silentLogger)).toBe(0)
     expect(fake.accepted.map((m) => m.mailbox)).toEqual(['outbox@example.com'])
   } finally {
+    await fake.stop()
+  }
+})
+
+test('a token Entra answers past TOKEN_SLOW_MS is waited for within the send’s deadline and the message sent: no worker to give it back to', async () => {
+  const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: ['outbox@example.com'] })
+  const real = globalThis.fetch
+  // Entra answers just after the request turns slow (3 s; a test's own transport can shorten it,
+  // send-test's cannot).
+  const slowEntra = spyOn(globalThis, 'fetch').mockImplementation((async (
+    input: string | URL | Request,
+    init?: RequestInit,
+  ) => {
+    const url = input instanceof Request ? input.url : String(input)
+    if (url.includes('/oauth2/v2.0/token')) await Bun.sleep(TOKEN_SLOW_MS + 200)
+    return real(input, init)
+  }) as typeof fetch)
+  const printed = spyOn(console, 'error').mockImplementation(() => {})
+  try {
+    const config = graphConfig(fake, 'outbox@example.com')
+    const code = await sendTest(config, { to: 'me@example.com', from: undefined }, silentLogger)
+    expect(printed.mock.calls.map((c) => c.join(' '))).toEqual([])
+    expect(code).toBe(0)
+    expect(fake.accepted.map((m) => m.mailbox)).toEqual(['outbox@example.com'])
+  } finally {
+    printed.mockRestore()
+    slowEntra.mockRestore()
     await fake.stop()
   }
 })
