@@ -54,10 +54,14 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
     correlationId: CorrelationIdFilter,
     lastErrorCode: z.string().min(1).optional().openapi({
       description:
-        "The row's lastErrorCode, e.g. `throttled`: retry what one cause failed, not held ambiguous sends or rejected recipients. Matched alone: that code's rows an interrupted send may have delivered are taken too (`sendStartedAt` set, or `lastError` containing `may have delivered it`); to leave them out, list the code's rows first and retry the others by `ids`",
+        'The row\'s lastErrorCode, e.g. `throttled`: retry what one cause failed, not held ambiguous sends or rejected recipients. Matched alone: that code\'s rows an interrupted send may have delivered are taken too (`sendStartedAt` set, or `lastError` containing `may have delivered it`); to leave them out, add `"mayHaveBeenDelivered": false`',
     }),
     template: TemplateFilter,
     ids: z.array(OutboxId).min(1).max(1000).optional(),
+    mayHaveBeenDelivered: z.boolean().optional().openapi({
+      description:
+        'false: only rows no send may have delivered, safe to send again unlooked; true: only those one may have (to look for in the mailbox\'s Sent Items first). A send may have delivered a row that was sent, that keeps an interrupted send\'s mark (`sendStartedAt` set, `lastError` naming the send that may have delivered it), or whose history holds a send held `ambiguous_send` (held now, or retried since: `lastError` naming "an earlier interrupted send"). `{"status": ["failed"], "lastErrorCode": "throttled", "mayHaveBeenDelivered": false}` retries what a fixed cause failed and nothing a retry could send twice; a bulk cancel with false leaves pending rows whose cancel would be recorded for a lookup',
+    }),
   }
   // A key of the body given inside it is told it belongs next to it.
   const closed = closedKeys(
@@ -189,5 +193,6 @@ export function toOutboxFilter(f: OutboxFilter): OutboxFilter {
     lastErrorCode: f.lastErrorCode,
     template: f.template,
     ids: f.ids,
+    mayHaveBeenDelivered: f.mayHaveBeenDelivered,
   }
 }

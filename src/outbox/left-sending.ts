@@ -19,8 +19,8 @@ export interface LeftRows {
 
 /**
  * For a loop step (loopStep's passedSending): `read`, before its batch, the ids of every row of a
- * span in `sending` that matches `filter` but for its status (a settle brings them back to another)
- * and `left.inFlight`, lowest first, through email_outbox_sending_idx (id) where status = 'sending'
+ * span in `sending` that matches `filter` but for its status and whether a send may have delivered
+ * it (a settle changes both) and `left.inFlight`, lowest first, through email_outbox_sending_idx (id) where status = 'sending'
  * (0005): the rows in flight within the range (as many as the workers hold, whatever `limit`),
  * never the rows it passed otherwise. `left`, after the batch, in one statement: those read so again
  * (rows in flight now), and of the ids read before within the range passed (by the primary key)
@@ -34,7 +34,9 @@ export const sendingPassed = (
   left: LeftRows,
   limit: number,
 ): PassedSending => {
-  const unfiltered = { ...filter, status: undefined }
+  // A row's send in flight marks it (delivery-possible.ts) as its settlement will not, should it
+  // fail for sure: whether a send may have delivered it is read at the end, as its status is.
+  const unfiltered = { ...filter, status: undefined, mayHaveBeenDelivered: undefined }
   const inFlight = (span: IdSpan, acted: readonly string[], most: number | null) =>
     db
       .selectFrom('mailer.email_outbox')

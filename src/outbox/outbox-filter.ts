@@ -1,6 +1,7 @@
 // The row filter shared by listing and bulk actions; the caller's tenant confinement is always applied.
 import { type Expression, type ExpressionBuilder, type SqlBool, sql } from 'kysely'
 import type { Database, OutboxStatus } from '../db/schema.ts'
+import { mayHaveBeenDelivered } from './delivery-possible.ts'
 
 export interface OutboxFilter {
   status?: readonly OutboxStatus[]
@@ -17,6 +18,8 @@ export interface OutboxFilter {
   /** The template a trigger enqueued the row from (mailer.enqueue_from_row). */
   template?: string
   ids?: readonly string[]
+  /** Whether a send may have delivered the row (delivery-possible.ts): false keeps the rows none may have. */
+  mayHaveBeenDelivered?: boolean
 }
 
 /**
@@ -47,6 +50,9 @@ export function matchOutbox(
   if (f.template !== undefined) where.push(eb('template', '=', f.template))
   if (f.ids !== undefined) {
     where.push(f.ids.length === 0 ? eb.lit(false) : eb('id', 'in', [...f.ids]))
+  }
+  if (f.mayHaveBeenDelivered !== undefined) {
+    where.push(f.mayHaveBeenDelivered ? mayHaveBeenDelivered : eb.not(mayHaveBeenDelivered))
   }
   return eb.and(where)
 }

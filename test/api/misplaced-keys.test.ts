@@ -69,7 +69,7 @@ describe('POST /v1/outbox/cancel and /v1/outbox/retry', () => {
       })
       expect(r.status).toBe(400)
       const criteria =
-        'is not a criterion of filter (status, tenant, createdFrom, createdTo, sentFrom, sentTo, dedupeKey, correlationId, lastErrorCode, template, ids)'
+        'is not a criterion of filter (status, tenant, createdFrom, createdTo, sentFrom, sentTo, dedupeKey, correlationId, lastErrorCode, template, ids, mayHaveBeenDelivered)'
       expect((r.body as { errors: unknown }).errors).toEqual(
         ['cursor', 'dryRun', 'limit'].map((key) => ({
           path: `filter.${key}`,
@@ -88,7 +88,7 @@ describe('POST /v1/outbox/cancel and /v1/outbox/retry', () => {
         {
           path: 'filter.state',
           message:
-            'is not a criterion of filter (status, tenant, createdFrom, createdTo, sentFrom, sentTo, dedupeKey, correlationId, lastErrorCode, template, ids)',
+            'is not a criterion of filter (status, tenant, createdFrom, createdTo, sentFrom, sentTo, dedupeKey, correlationId, lastErrorCode, template, ids, mayHaveBeenDelivered)',
         },
       ])
     })

@@ -1,0 +1,17 @@
+// Whether a send may have delivered an outbox row, from what the row and its history hold: what the bulk filter's mayHaveBeenDelivered selects.
+import { sql } from 'kysely'
+import { earlierInterrupted } from './earlier-interrupted.ts'
+
+const column = (name: string) => sql.ref(`mailer.email_outbox.${name}`)
+
+/**
+ * Of the outbox row read unaliased (`mailer.email_outbox`): sent; or keeping a send's mark
+ * (send_started_at: a send in flight, or an interrupted one no lookup or send has resolved, kept
+ * through a failure, a cancel and a retry, settle.ts); or holding in its history an interrupted
+ * send held for review, which cleared the mark (earlierInterrupted: a row failed ambiguous_send,
+ * or retried since). Never null. The history is probed (email_attempts_pkey (outbox_id, id)) only
+ * for a row neither sent nor marked that carries a last_error_code: no statement more per row.
+ */
+export const mayHaveBeenDelivered = sql<boolean>`(${column('status')} = 'sent'
+  or ${column('send_started_at')} is not null
+  or ${earlierInterrupted(column('id'), column('last_error_code'))})`
