@@ -60,3 +60,21 @@ export const ListOrderParam = z.enum(['newest', 'oldest']).default('newest').ope
     'newest: by id descending; oldest: by id ascending (the oldest stuck row first). A cursor continues only the order that returned it. Oldest first, a page never passes a row committed after rows with higher ids: it waits for the transactions writing outbox rows as it starts to end (a 503 with Retry-After when one stays open past 2 s)',
   example: 'oldest',
 })
+
+/**
+ * `?mayHaveBeenDelivered=`, `true` or `false` as the bulk filter's boolean (delivery-possible.ts):
+ * any other word, `1` or `TRUE` included, is refused rather than read as one of them.
+ */
+export const DeliveredParam = z
+  .preprocess(
+    (v) => (v === 'true' ? true : v === 'false' ? false : v),
+    z.boolean({ error: 'must be true or false' }),
+  )
+  .optional()
+  // Declared as the two words a query carries: a client sends the text, not a JSON boolean.
+  .openapi({
+    type: 'string',
+    enum: ['true', 'false'],
+    description:
+      "false: the rows no send may have delivered; true: those one may have (sent; keeping an interrupted send's mark, `sendStartedAt`; or held `ambiguous_send`, now or before a retry), to look for in the mailbox's Sent Items before retrying them. Each row read that is neither sent nor marked and has a lastErrorCode costs one probe of its history",
+  })

@@ -6,7 +6,7 @@ import { HISTORY_KINDS } from '../outbox/history-kind.ts'
 import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
 import type { RowRendering } from '../outbox/row-rendering.ts'
 import { CorrelationIdFilter, TemplateFilter, TenantFilter } from './bounded-filter.ts'
-import { ListOrderParam, ListStatuses, PageLimit } from './list-params.ts'
+import { DeliveredParam, ListOrderParam, ListStatuses, PageLimit } from './list-params.ts'
 import { RenderErrorShape, RenderedMessage, toRenderedJson } from './rendered-schemas.ts'
 import { withStorableText } from './storable-text.ts'
 import { strictQuery } from './strict-query.ts'
@@ -131,7 +131,7 @@ export const OutboxList = z
     items: z.array(OutboxItem),
     nextCursor: z.string().nullable().openapi({
       description:
-        'Where the next page starts; null once the list has ended. A page filtered by tenant, a time window, lastErrorCode or status=sent alone (no index holds such rows in id order) reads at most 20,000 rows of the outbox, so it may hold fewer rows than limit, even none, with a nextCursor: follow it until null',
+        'Where the next page starts; null once the list has ended. A page filtered by tenant, a time window, lastErrorCode, mayHaveBeenDelivered or status=sent alone (no index holds such rows in id order) reads at most 20,000 rows of the outbox, so it may hold fewer rows than limit, even none, with a nextCursor: follow it until null',
     }),
   })
   .openapi('OutboxList')
@@ -154,6 +154,7 @@ export const ListQuery = withStorableText(
         .optional()
         .openapi({ description: "The row's lastErrorCode (why it failed, or why it waits)" }),
       template: TemplateFilter,
+      mayHaveBeenDelivered: DeliveredParam,
       order: ListOrderParam,
       limit: PageLimit,
       cursor: z

@@ -12,7 +12,8 @@ const WALKED: readonly OutboxStatus[] = ['failed', 'cancelled']
 
 /**
  * Whether a page's failed and cancelled rows are read among a bounded run past its cursor: a time
- * window or lastErrorCode narrows them, which neither email_outbox_failed_cancelled_idx (status,
+ * window, lastErrorCode or mayHaveBeenDelivered (each row read a probe of its history) narrows
+ * them, which neither email_outbox_failed_cancelled_idx (status,
  * id) nor a tenant's email_outbox_tenant_failed_cancelled_idx (tenant, status, id, 0085) orders, so
  * a page walked their index until its page filled: every failed row newer than a window far from
  * the cursor (13,107 rows, 65-76 ms at a million, bench/list-scale.ts). A correlation id, a
@@ -22,8 +23,10 @@ export function walksFailedRun(filter: OutboxFilter): boolean {
   if (!filter.status?.some((s) => WALKED.includes(s))) return false
   if (filter.correlationId !== undefined || filter.template !== undefined) return false
   if (filter.dedupeKey !== undefined || filter.ids !== undefined) return false
-  const { createdFrom, createdTo, sentFrom, sentTo, lastErrorCode } = filter
-  return [createdFrom, createdTo, sentFrom, sentTo, lastErrorCode].some((v) => v !== undefined)
+  const { createdFrom, createdTo, sentFrom, sentTo, lastErrorCode, mayHaveBeenDelivered } = filter
+  return [createdFrom, createdTo, sentFrom, sentTo, lastErrorCode, mayHaveBeenDelivered].some(
+    (v) => v !== undefined,
+  )
 }
 
 export interface FailedRun {

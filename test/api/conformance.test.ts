@@ -797,6 +797,7 @@ describe('parameters', () => {
       correlationId: 'c',
       lastErrorCode: 'throttled',
       template: 'inquiry',
+      mayHaveBeenDelivered: 'false',
       limit: '5',
       cursor: (page.body as { nextCursor: string }).nextCursor,
       'idempotency-key': 'declared-header',

@@ -196,4 +196,29 @@ describe('mayHaveBeenDelivered in a bulk filter', () => {
     }
     expect(await statusOf(plain)).toBe('failed')
   })
+
+  test('the list takes it too: the rows to retry, and the rows to look for in Sent Items first', async () => {
+    const m = await throttledMix()
+    const ids = async (query: string) => {
+      const r = await send(s.app, 'GET', `/v1/outbox?order=oldest&${query}`, { token: s.tk })
+      return [r.status, (r.body as { items?: { id: string }[] }).items?.map((i) => i.id)]
+    }
+    expect(await ids('status=failed&lastErrorCode=throttled&mayHaveBeenDelivered=false')).toEqual([
+      200,
+      m.plain,
+    ])
+    expect(await ids('status=failed&mayHaveBeenDelivered=true')).toEqual([
+      200,
+      [m.marked, m.heldThenRetried, m.held],
+    ])
+    expect(await ids('mayHaveBeenDelivered=true')).toEqual([
+      200,
+      [m.marked, m.heldThenRetried, m.held, m.sent],
+    ])
+    const bad = await send(s.app, 'GET', '/v1/outbox?mayHaveBeenDelivered=yes', { token: s.tk })
+    expect([bad.status, (bad.body as { errors?: unknown }).errors]).toEqual([
+      400,
+      [{ path: 'mayHaveBeenDelivered', message: 'must be true or false' }],
+    ])
+  })
 })

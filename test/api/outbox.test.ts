@@ -558,7 +558,7 @@ describe('unknown query parameters', () => {
     const enqueued = { message }
     const filter = { filter: { status: ['pending'] } }
     const listAccepted =
-      'db, status, tenant, createdFrom, createdTo, sentFrom, sentTo, dedupeKey, correlationId, lastErrorCode, template, order, limit, cursor'
+      'db, status, tenant, createdFrom, createdTo, sentFrom, sentTo, dedupeKey, correlationId, lastErrorCode, template, mayHaveBeenDelivered, order, limit, cursor'
     for (const [method, path, body, accepted] of [
       ['GET', '/v1/outbox?cachebuster=1', undefined, listAccepted],
       ['GET', `/v1/outbox/${id}?cachebuster=1`, undefined, 'db'],

@@ -1,4 +1,4 @@
-// A list page of failed or cancelled rows narrowed by a window or lastErrorCode reads a bounded run of their index past its cursor, never every failed row.
+// A list page of failed or cancelled rows narrowed by a window, lastErrorCode or mayHaveBeenDelivered reads a bounded run of their index past its cursor, never every failed row.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Transaction } from 'kysely'
 import type { Database } from '../../src/db/schema.ts'
@@ -30,7 +30,9 @@ beforeAll(async () => {
     `update mailer.email_outbox
         set created_at = timestamptz '2030-01-01' + id * interval '1 minute',
             last_error_code = case when status <> 'failed' then null
-                                   when id in (2950, 3000, 3050) then 'rare' else 'graph_rejected' end`,
+                                   when id in (2950, 3000, 3050) then 'rare' else 'graph_rejected' end,
+            -- The rare rows keep an interrupted send's mark: a send may have delivered them.
+            send_started_at = case when id in (2950, 3000, 3050) then now() end`,
   )
   await t.pool.query('vacuum (analyze) mailer.email_outbox')
 })
@@ -64,6 +66,12 @@ const SHAPES: [string, OutboxFilter, string | null, string][] = [
     { status: ['failed'], lastErrorCode: 'rare' },
     null,
     `status = 'failed' and last_error_code = 'rare'`,
+  ],
+  [
+    'failed a send may have delivered',
+    { status: ['failed'], mayHaveBeenDelivered: true },
+    null,
+    `status = 'failed' and send_started_at is not null`,
   ],
   [
     "a tenant's failed in a window",

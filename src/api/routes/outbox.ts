@@ -86,6 +86,7 @@ export function outboxRoutes(deps: ApiDeps) {
         correlationId: q.correlationId,
         lastErrorCode: q.lastErrorCode,
         template: q.template,
+        mayHaveBeenDelivered: q.mayHaveBeenDelivered,
       }
       const page = await withStatementTimeout(c.get('database').db, QUERY_TIMEOUT_MS, (trx) =>
         listOutbox(
