@@ -124,6 +124,10 @@ export const OutboxDetail = OutboxItem.extend({
   rendered: RenderedMessage.nullable(),
   renderError: RenderErrorShape.nullable(),
   history: z.array(OutboxAttempt),
+  mayHaveBeenDelivered: z.boolean().openapi({
+    description:
+      "Whether a send may have delivered the row, as the bulk filter's and the list's mayHaveBeenDelivered read it: sent; keeping an interrupted send's mark (sendStartedAt); or with a send held ambiguous_send in its history (held now, or retried since). True for a failed or cancelled row: look for it in the mailbox's Sent Items before retrying it. The list's items do not carry it (a probe of each row's history a page): filter by it instead",
+  }),
 }).openapi('OutboxDetail')
 
 export const OutboxList = z
@@ -190,6 +194,7 @@ export function toDetailJson(
   r: OutboxRecord,
   history: Attempt[],
   rendering: RowRendering,
+  mayHaveBeenDelivered: boolean,
 ): z.infer<typeof OutboxDetail> {
   const { message, sourceRow, ...summary } = r
   return {
@@ -199,5 +204,6 @@ export function toDetailJson(
     // A template's row stores no message: what it sends is rendered; a stored one's, its message.
     ...toRenderedJson(rendering, r.template === null ? 'message' : 'rendered'),
     history: history.map(toAttemptJson),
+    mayHaveBeenDelivered,
   }
 }

@@ -1,6 +1,7 @@
 // Read-only inspection of one row: the row with its bodies (and its template, for the detail), and its attempt history.
 import { type Kysely, sql } from 'kysely'
 import type { Database, TemplateRow } from '../db/schema.ts'
+import { mayHaveBeenDelivered } from './delivery-possible.ts'
 import { parseJsonExactly } from './exact-json.ts'
 import { leaseOwnerName } from './lease-owner-name.ts'
 import { type Attempt, type OutboxRecord, toAttempt, toOutboxRecord } from './outbox-view.ts'
@@ -19,21 +20,29 @@ export async function findOutboxRow(
  * findOutboxRow's row with the template it names as that template stands now (null: none named, or
  * gone), in the row's statement (templates' primary key, name): the detail renders a template's row
  * from it without a statement of its own (round 54: one of six, 0.1–0.3 ms of a 1.0–1.3 ms GET).
+ * And whether a send may have delivered the row (delivery-possible.ts), in the same statement: at
+ * most one probe of its history's primary key, whose pages the detail reads next.
  */
 export async function findOutboxRowWithTemplate(
   db: Kysely<Database>,
   id: string,
   scopeTenant: string | null,
-): Promise<{ row: OutboxRecord; template: TemplateRow | null } | null> {
+): Promise<{
+  row: OutboxRecord
+  template: TemplateRow | null
+  mayHaveBeenDelivered: boolean
+} | null> {
   const row = await rowRead(db, id, scopeTenant)
     .select(
       sql<TemplateJson | null>`(select to_jsonb(t) from mailer.templates t
                                  where t.name = mailer.email_outbox.template)`.as('template_json'),
     )
+    .select(mayHaveBeenDelivered.as('may_have_been_delivered'))
     .executeTakeFirst()
   if (!row) return null
-  const { template_json: t, ...rest } = row
+  const { template_json: t, may_have_been_delivered: delivered, ...rest } = row
   return {
+    mayHaveBeenDelivered: delivered,
     row: toRecord(rest),
     template: t && { ...t, created_at: new Date(t.created_at), updated_at: new Date(t.updated_at) },
   }

@@ -221,4 +221,17 @@ describe('mayHaveBeenDelivered in a bulk filter', () => {
       [{ path: 'mayHaveBeenDelivered', message: 'must be true or false' }],
     ])
   })
+
+  test("a row's GET says whether a send may have delivered it, as the filter reads it", async () => {
+    const m = await throttledMix()
+    const pending = await rowIn('pending', null)
+    const said = async (id: string) => {
+      const r = await send(s.app, 'GET', `/v1/outbox/${id}`, { token: s.tk })
+      return [r.status, (r.body as { mayHaveBeenDelivered?: unknown }).mayHaveBeenDelivered]
+    }
+    const rows = [...m.plain, m.marked, m.heldThenRetried, m.held, m.cancelled, m.sent, pending]
+    expect(await Promise.all(rows.map(said))).toEqual(
+      [false, false, true, true, true, false, true, false].map((v) => [200, v]),
+    )
+  })
 })

@@ -1317,10 +1317,9 @@ describe('cancel', () => {
       [id],
     )
     const before = await send(app, 'GET', `/v1/outbox/${id}`, { token: tk })
-    const { history, message, sourceRow, rendered, renderError, ...row } = before.body as Record<
-      string,
-      unknown
-    >
+    // The detail's own fields: the cancel answers the row's summary.
+    const { history, message, sourceRow, rendered, renderError, mayHaveBeenDelivered, ...row } =
+      before.body as Record<string, unknown>
     const l = await listen()
     try {
       const again = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })

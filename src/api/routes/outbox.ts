@@ -108,9 +108,10 @@ export function outboxRoutes(deps: ApiDeps) {
         async (trx) => {
           const read = await findOutboxRowWithTemplate(trx, id, c.get('principal').tenant)
           if (!read) return null
-          const { row, template } = read
+          const { row, template, mayHaveBeenDelivered } = read
           const history = await listAttempts(trx, id)
-          return { row, history, templates: new Map(template ? [[template.name, template]] : []) }
+          const templates = new Map(template ? [[template.name, template]] : [])
+          return { row, history, templates, mayHaveBeenDelivered }
         },
       )
       if (!found) throw new AppError('not_found', `outbox row ${id} does not exist`)
@@ -122,6 +123,9 @@ export function outboxRoutes(deps: ApiDeps) {
         settings,
         c.get('principal').tenant !== null,
       )
-      return c.json(toDetailJson(found.row, found.history, rendering), 200)
+      return c.json(
+        toDetailJson(found.row, found.history, rendering, found.mayHaveBeenDelivered),
+        200,
+      )
     })
 }
