@@ -25,6 +25,9 @@
 // CHAOS_LISTEN_MODE=poll|mixed workers with LISTEN_MODE=poll, every one or the even slots';
 // CHAOS_WORKER_ROLE=1 the mailers log in as a role holding the deploy guide's grants alone
 // (chaos/worker-role.ts), and a log line naming a refused right is a problem.
+// CHAOS_GRAPH_TIMEOUT_SECONDS=N the workers' Graph request timeout (2 s unset), the lease and the
+// chaos's lease-long durations following it (chaos/settings.ts): at 4 or more a send that met a 401
+// can outlast its new token's request turning slow and go back token_slow.
 // Every run prints, besides its report line, a line of what it did to the workers' Graph tokens and
 // what came of it (chaos/token-counts.ts): whether it met the token paths at all.
 import { afterAll, expect, setDefaultTimeout } from 'bun:test'
@@ -54,7 +57,9 @@ import {
 import { SEND_PEAK_WINDOW_MS, sendPeak, sendPeakProblems } from './chaos/send-peak.ts'
 import {
   GRACE_SECONDS,
+  GRAPH_TIMEOUT_SECONDS,
   HARSH,
+  LEASE_SECONDS,
   LISTEN_SHAPE,
   MAX_ATTEMPTS,
   MODES,
@@ -95,8 +100,9 @@ const CHAOS_MS = Number(process.env.CHAOS_MS ?? 30_000)
 const TIMEOUT_MS = CHAOS_MS + 150_000
 setDefaultTimeout(TIMEOUT_MS)
 // Named in the test's title and its replay line when not the default shape.
-const SHAPE = `${HARSH ? ', harsh' : ''}${PAUSES ? ', pauses' : ''}${SLOW_DB ? ', slow database' : ''}${WORKERS === 3 ? '' : `, ${WORKERS} workers`}${OLDER_BINARY ? ', older binary on odd slots' : ''}${LISTEN_SHAPE === 'poll' ? ', polling workers' : ''}${LISTEN_SHAPE === 'mixed' ? ', polling workers on even slots' : ''}${WORKER_ROLE ? ', worker role' : ''}`
-const REPLAY = `CHAOS_SEED=${SEED} CHAOS_MODE=${MODE}${HARSH ? ' CHAOS_HARSH=1' : ''}${PAUSES ? ' CHAOS_PAUSES=1' : ''}${SLOW_DB ? ' CHAOS_SLOW_DB=1' : ''}${WORKERS === 3 ? '' : ` CHAOS_WORKERS=${WORKERS}`}${OLDER_BINARY ? ` CHAOS_OLDER_BINARY=${OLDER_BINARY}` : ''}${LISTEN_SHAPE ? ` CHAOS_LISTEN_MODE=${LISTEN_SHAPE}` : ''}${WORKER_ROLE ? ' CHAOS_WORKER_ROLE=1' : ''} CHAOS_MS=${CHAOS_MS}`
+const TIMEOUT_SET = GRAPH_TIMEOUT_SECONDS !== Number(FAST.GRAPH_REQUEST_TIMEOUT_SECONDS)
+const SHAPE = `${HARSH ? ', harsh' : ''}${PAUSES ? ', pauses' : ''}${SLOW_DB ? ', slow database' : ''}${WORKERS === 3 ? '' : `, ${WORKERS} workers`}${OLDER_BINARY ? ', older binary on odd slots' : ''}${LISTEN_SHAPE === 'poll' ? ', polling workers' : ''}${LISTEN_SHAPE === 'mixed' ? ', polling workers on even slots' : ''}${WORKER_ROLE ? ', worker role' : ''}${TIMEOUT_SET ? `, Graph timeout ${GRAPH_TIMEOUT_SECONDS} s` : ''}`
+const REPLAY = `CHAOS_SEED=${SEED} CHAOS_MODE=${MODE}${HARSH ? ' CHAOS_HARSH=1' : ''}${PAUSES ? ' CHAOS_PAUSES=1' : ''}${SLOW_DB ? ' CHAOS_SLOW_DB=1' : ''}${WORKERS === 3 ? '' : ` CHAOS_WORKERS=${WORKERS}`}${OLDER_BINARY ? ` CHAOS_OLDER_BINARY=${OLDER_BINARY}` : ''}${LISTEN_SHAPE ? ` CHAOS_LISTEN_MODE=${LISTEN_SHAPE}` : ''}${WORKER_ROLE ? ' CHAOS_WORKER_ROLE=1' : ''}${TIMEOUT_SET ? ` CHAOS_GRAPH_TIMEOUT_SECONDS=${GRAPH_TIMEOUT_SECONDS}` : ''} CHAOS_MS=${CHAOS_MS}`
 // Debug: the workers then log each accepted send and each settlement by id, the evidence a failure
 // is explained from. CHAOS_EVIDENCE_DIR: where a failing run (every run with CHAOS_EVIDENCE=always)
 // leaves its logs and tables.
@@ -169,6 +175,8 @@ async function soak() {
     ...(role ? role.env(db.url) : { DATABASE_URL: db.url }),
     ...graph.env,
     ...FAST,
+    GRAPH_REQUEST_TIMEOUT_SECONDS: String(GRAPH_TIMEOUT_SECONDS),
+    LEASE_SECONDS: String(LEASE_SECONDS),
     LOG_LEVEL,
     WORKER_CONCURRENCY: '8',
     GRAPH_MAX_CONCURRENCY: String(GRAPH_MAX_CONCURRENCY),

@@ -1,17 +1,16 @@
 // The delivery promise, row by row: nothing lost, duplicates only where the mode allows them, nothing sent late.
-import { FAST } from '../harness.ts'
 import { acceptancesUnexplained, historyLine, interruptedSends } from '../send-counts.ts'
 import { type AttemptChecks, checkHistory } from './history-checks.ts'
 import type { AttemptEntry, ChaosOutcome } from './outcome.ts'
 import type { ChaosRecord } from './record.ts'
-import { MAX_LATENCY_MS, type Mode } from './settings.ts'
+import { GRAPH_TIMEOUT_SECONDS, MAX_LATENCY_MS, type Mode } from './settings.ts'
 
 // A send let through just before its expiry or cancel reaches Graph later: the worker sends it
 // within its request's deadline, and the fake, which like Graph takes a message whose client has
 // gone, accepts it up to its latency after that; a second more for the scheduling of three
 // processes on a loaded machine (worker send → acceptance measured up to 1.5 s for answered sends).
 // Acceptances within this much of the moment are not late.
-const SLACK_MS = Number(FAST.GRAPH_REQUEST_TIMEOUT_SECONDS) * 1000 + MAX_LATENCY_MS + 1_000
+const SLACK_MS = GRAPH_TIMEOUT_SECONDS * 1000 + MAX_LATENCY_MS + 1_000
 
 export interface RowFindings {
   /** Acceptances beyond the first, summed over the rows. */

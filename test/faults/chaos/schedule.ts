@@ -2,7 +2,14 @@
 
 import { MAILBOX } from '../harness.ts'
 import { pick } from './random.ts'
-import { MAX_LATENCY_MS, NEXT_MAIL_FROM, REJECTED, SENDERS, WORKERS } from './settings.ts'
+import {
+  LEASE_SCALE,
+  MAX_LATENCY_MS,
+  NEXT_MAIL_FROM,
+  REJECTED,
+  SENDERS,
+  WORKERS,
+} from './settings.ts'
 
 // The default mix; the harsh one's actions after crashPostgres weigh nothing here, so a seed's
 // draws stay what they were (test/unit/chaos-schedule.test.ts pins them).
@@ -130,9 +137,12 @@ export class ChaosSchedule {
     return this.r() < 0.5 ? 'cancel' : 'cancelThenRetry'
   }
 
-  /** Sometimes longer than a lease (LEASE_SECONDS 5): leases run out while nobody can write. */
+  /**
+   * Sometimes longer than a lease (LEASE_SECONDS 5, the durations stretched with a longer one:
+   * settings.ts LEASE_SCALE): leases run out while nobody can write.
+   */
   outageMs(downMs: number): number {
-    return 500 + downMs * (this.r() < 0.3 ? 3 : 1)
+    return Math.round((500 + downMs * (this.r() < 0.3 ? 3 : 1)) * LEASE_SCALE)
   }
 
   /**
@@ -151,16 +161,19 @@ export class ChaosSchedule {
   /**
    * Answers late by tens of ms, by 1 to 3 s (a heartbeat's answer past HEARTBEAT_ANSWER_MS, within
    * the send's 3 s lease margin: a send waits for it), or by 3 to 7 s (past the margin, past the
-   * 5 s lease: given back unsent, reclaimed); statements late too three times in ten.
+   * 5 s lease: given back unsent, reclaimed), each stretched with a longer lease (LEASE_SCALE);
+   * statements late too three times in ten.
    */
   slowDatabase(): SlowDatabase {
     const x = this.r()
-    const answerMs =
-      x < 0.35
-        ? 20 + Math.floor(this.r() * 280)
-        : x < 0.8
-          ? 1_000 + Math.floor(this.r() * 2_000)
-          : 3_000 + Math.floor(this.r() * 4_000)
+    const answerMs = Math.round(
+      LEASE_SCALE *
+        (x < 0.35
+          ? 20 + Math.floor(this.r() * 280)
+          : x < 0.8
+            ? 1_000 + Math.floor(this.r() * 2_000)
+            : 3_000 + Math.floor(this.r() * 4_000)),
+    )
     const requestMs = this.r() < 0.3 ? Math.floor(answerMs * this.r()) : 0
     return {
       everySlot: this.r() < 0.3,

@@ -1,4 +1,5 @@
 // The chaos soak's shape: its processes, their attempts and grace, the senders, the rejected recipient, Graph's slowest answer.
+import { FAST } from '../harness.ts'
 
 /** How a run handles a send whose outcome it never learned (the seed picks one; CHAOS_MODE overrides). */
 export const MODES = ['lookup', 'resend', 'hold'] as const
@@ -59,6 +60,40 @@ export const WORKER_ROLE = process.env.CHAOS_WORKER_ROLE === '1'
 /** The next release's MAIL_FROM (the current one is the harness's MAILBOX). */
 export const NEXT_MAIL_FROM = 'outbox-next@contoso.example'
 export const OLDER_BINARY = process.env.CHAOS_OLDER_BINARY || undefined
+/**
+ * CHAOS_GRAPH_TIMEOUT_SECONDS=N: the workers' GRAPH_REQUEST_TIMEOUT_SECONDS (unset, FAST's 2 s). At 2 s
+ * a send that met Graph's 401 times out before its new token's request turns slow (TOKEN_SLOW_MS,
+ * 3 s), so it is never given back `token_slow`; at 4 s or more it can be. The lease follows
+ * (lease-timing.ts: a timeout at most half of it): LEASE_SECONDS twice the timeout, 5 s at least,
+ * the next release's 3 s more (worker-configs.ts), and the chaos's durations measured against a
+ * lease (outages, slow-database answers: schedule.ts) stretch with it by LEASE_SCALE. Unset, every
+ * figure is what it was and a seed replays its old choices.
+ */
+export const GRAPH_TIMEOUT_SECONDS = graphTimeoutSeconds(process.env.CHAOS_GRAPH_TIMEOUT_SECONDS)
+export const LEASES = chaosLeases(GRAPH_TIMEOUT_SECONDS)
+export const LEASE_SECONDS = LEASES.current
+export const LEASE_SCALE = LEASES.scale
+
+/**
+ * Beside a Graph request timeout: the current release's LEASE_SECONDS (FAST's heartbeat), the next
+ * one's a longer lease and a slower heartbeat (worker-configs.ts), each within lease-timing.ts's
+ * bounds, and the stretch of the current lease over FAST's.
+ */
+export function chaosLeases(timeoutSeconds: number) {
+  const current = Math.max(Number(FAST.LEASE_SECONDS), 2 * timeoutSeconds)
+  return {
+    current,
+    next: current + 3,
+    nextHeartbeat: 2,
+    scale: current / Number(FAST.LEASE_SECONDS),
+  }
+}
+function graphTimeoutSeconds(v: string | undefined): number {
+  if (v === undefined || v === '') return Number(FAST.GRAPH_REQUEST_TIMEOUT_SECONDS)
+  const n = Number(v)
+  if (Number.isInteger(n) && n >= 1 && n <= 60) return n
+  throw new Error(`CHAOS_GRAPH_TIMEOUT_SECONDS=${v}: whole seconds, 1 to 60`)
+}
 export const runsOlderBinary = (slot: number) => OLDER_BINARY !== undefined && slot % 2 === 1
 export const MAX_ATTEMPTS = 6
 export const GRACE_SECONDS = 3

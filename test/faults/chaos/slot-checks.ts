@@ -1,6 +1,7 @@
 // Send slots after the chaos: none left held by a process that stopped cleanly, none held past its time to live.
-import { type Database, FAST, type Mailer } from '../harness.ts'
+import type { Database, Mailer } from '../harness.ts'
 import type { ChaosRecord } from './record.ts'
+import { GRAPH_TIMEOUT_SECONDS } from './settings.ts'
 
 /** A killed process's slots expire with their TTL: only clean stops must have given theirs back. */
 export async function checkSlots(db: Database, record: ChaosRecord, mailers: readonly Mailer[]) {
@@ -9,7 +10,7 @@ export async function checkSlots(db: Database, record: ChaosRecord, mailers: rea
     `select slot, holder, extract(epoch from expires_at - now()) * 1000 as ahead_ms
        from mailer.send_slots where expires_at > now()`,
   )
-  const slotTtlMs = (Number(FAST.GRAPH_REQUEST_TIMEOUT_SECONDS) + 15) * 1000
+  const slotTtlMs = (GRAPH_TIMEOUT_SECONDS + 15) * 1000
   for (const s of slots) {
     const pid = Number(s.holder.split(':')[1])
     // A stop while Postgres was down cannot give its slots back: they expire by themselves.

@@ -1,19 +1,26 @@
 // The pause mix's rolling deploy: the configuration a worker slot starts with, current or next, until the calm completes the deploy.
-import { FAST, MAILBOX } from '../harness.ts'
-import { NEXT_MAIL_FROM, PAUSES } from './settings.ts'
+import { MAILBOX } from '../harness.ts'
+import { LEASES, NEXT_MAIL_FROM, PAUSES } from './settings.ts'
 
 export type Release = 'current' | 'next'
 
-/** The next release changes MAIL_FROM and the lease timing (a longer lease, a slower heartbeat). */
-const NEXT_ENV = { MAIL_FROM: NEXT_MAIL_FROM, LEASE_SECONDS: '8', HEARTBEAT_SECONDS: '2' }
+/**
+ * The next release changes MAIL_FROM and the lease timing (a longer lease, a slower heartbeat: 8 s
+ * and 2 s, the lease longer with CHAOS_GRAPH_TIMEOUT_SECONDS: settings.ts chaosLeases).
+ */
+const NEXT_ENV = {
+  MAIL_FROM: NEXT_MAIL_FROM,
+  LEASE_SECONDS: String(LEASES.next),
+  HEARTBEAT_SECONDS: String(LEASES.nextHeartbeat),
+}
 
 /** Each release's MAIL_FROM, as the workers key its pause (lower case). */
 export const MAIL_FROM_OF: Record<Release, string> = { current: MAILBOX, next: NEXT_MAIL_FROM }
 
 /** Each release's lease, for the bounds that wait for a reclaim. */
 export const LEASE_SECONDS_OF: Record<Release, number> = {
-  current: Number(FAST.LEASE_SECONDS),
-  next: Number(NEXT_ENV.LEASE_SECONDS),
+  current: LEASES.current,
+  next: LEASES.next,
 }
 
 /**
