@@ -52,6 +52,7 @@ describe('a repeated query parameter', () => {
       dedupeKey: 'k',
       correlationId: 'c',
       lastErrorCode: 'throttled',
+      mayHaveBeenDelivered: 'false',
       template: 'inquiry',
       limit: '5',
       cursor: (page.body as { nextCursor: string }).nextCursor,
@@ -82,8 +83,8 @@ describe('a repeated query parameter', () => {
         }
       }
     }
-    // The list's 14 but status (GET and HEAD), and db on the 9 other operations (two of them HEADs).
-    expect(checked).toBe(13 * 2 + 9)
+    // The list's 15 but status (GET and HEAD), and db on the 9 other operations (two of them HEADs).
+    expect(checked).toBe(14 * 2 + 9)
     // Nothing was enqueued, cancelled or retried.
     const rows = await s.t.pool.query(
       'select status, count(*)::int as n from mailer.email_outbox group by 1',
