@@ -82,9 +82,14 @@ export async function requeueMatching(
   const matching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb), within(eb), inSpan(span)(eb)])
   const code = codeFirst(filter, scopeTenant)
+  // By status, mayHaveBeenDelivered is checked on the rows in id order (candidateIds' delivered),
+  // its history probe then reaching the batch's rows, not every failed row before the sort.
+  const { mayHaveBeenDelivered: delivered, ...cheap } = filter
+  const cheapMatching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+    eb.and([matchOutbox(eb, cheap, scopeTenant), requeueable(eb), within(eb), inSpan(span)(eb)])
   const ids =
     code === null
-      ? await lowestMatching(db, ['failed', 'cancelled'], matching, o.limit)
+      ? await lowestMatching(db, ['failed', 'cancelled'], cheapMatching, o.limit, delivered)
       : await lowestFinishedWithCode(db, code, requeuedStatuses(filter), matching, o.limit, span)
   if (ids.length === 0) return { items: [], more: false, last: null }
   // Locks the candidates in id order, checking the filter again on each latest version, then

@@ -2,7 +2,24 @@
 import { sql } from 'kysely'
 import { earlierInterrupted } from './earlier-interrupted.ts'
 
-const column = (name: string) => sql.ref(`mailer.email_outbox.${name}`)
+/** The outbox columns mayHaveBeenDelivered reads: what a subquery carries for deliveryPossibleOf. */
+export const DELIVERY_POSSIBLE_COLUMNS = [
+  'id',
+  'status',
+  'send_started_at',
+  'last_error_code',
+] as const
+
+/**
+ * mayHaveBeenDelivered of the outbox row read as `table` (unaliased `mailer.email_outbox`, or a
+ * subquery's alias carrying DELIVERY_POSSIBLE_COLUMNS).
+ */
+export function deliveryPossibleOf(table: string) {
+  const column = (name: string) => sql.ref(`${table}.${name}`)
+  return sql<boolean>`(${column('status')} = 'sent'
+  or ${column('send_started_at')} is not null
+  or ${earlierInterrupted(column('id'), column('last_error_code'))})`
+}
 
 /**
  * Of the outbox row read unaliased (`mailer.email_outbox`): sent; or keeping a send's mark
@@ -12,6 +29,4 @@ const column = (name: string) => sql.ref(`mailer.email_outbox.${name}`)
  * or retried since). Never null. The history is probed (email_attempts_pkey (outbox_id, id)) only
  * for a row neither sent nor marked that carries a last_error_code: no statement more per row.
  */
-export const mayHaveBeenDelivered = sql<boolean>`(${column('status')} = 'sent'
-  or ${column('send_started_at')} is not null
-  or ${earlierInterrupted(column('id'), column('last_error_code'))})`
+export const mayHaveBeenDelivered = deliveryPossibleOf('mailer.email_outbox')

@@ -115,6 +115,36 @@ describe('mayHaveBeenDelivered in a bulk filter', () => {
     )
   })
 
+  test('by status alone, a loop of small batches takes the same rows, lowest first, as the check runs after the order', async () => {
+    const m = await throttledMix()
+    const rejected = await rowIn('failed', 'ErrorInvalidRecipients')
+    /** A retry loop of `limit` rows a call, its batches' ids. */
+    const loop = async (mayHaveBeenDelivered: boolean) => {
+      const batches: string[][] = []
+      let cursor: string | undefined
+      do {
+        const r = await send(s.app, 'POST', '/v1/outbox/retry', {
+          token: s.tk,
+          body: {
+            filter: { status: ['failed', 'cancelled'], mayHaveBeenDelivered },
+            limit: 2,
+            ...(cursor && { cursor }),
+          },
+        })
+        expect(r.status).toBe(200)
+        const body = r.body as { items: { id: string }[]; more: boolean; nextCursor?: string }
+        batches.push(body.items.map((i) => i.id))
+        cursor = body.more ? body.nextCursor : undefined
+      } while (cursor)
+      return batches
+    }
+    const byId = (ids: string[]) => [...ids].sort((a, b) => Number(a) - Number(b))
+    const none = byId([...m.plain, m.cancelled, rejected])
+    expect(await loop(false)).toEqual([none.slice(0, 2), none.slice(2, 4), []])
+    const may = byId([m.marked, m.heldThenRetried, m.held])
+    expect(await loop(true)).toEqual([may.slice(0, 2), may.slice(2)])
+  })
+
   test('true: the rows a send may have delivered, the ones to look for in Sent Items first', async () => {
     const m = await throttledMix()
     const dry = await send(s.app, 'POST', '/v1/outbox/retry', {
