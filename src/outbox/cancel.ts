@@ -8,6 +8,7 @@ import { summarySelection } from './lease-owner-name.ts'
 import { afterMessage, afterWords, EARLIER_SEND_MAY_HAVE_DELIVERED } from './may-have-delivered.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
 import { wakeForCancelledProbeRow } from './probe-due-hint.ts'
+import { PACED_CODE } from './settle-item.ts'
 
 /**
  * `cancel_requested`: the row is `sending`, and its worker cancels it before the Graph call starts;
@@ -32,12 +33,16 @@ export const cancelSet = {
   // A row cancelled here keeps its last error, naming an interrupted send its history holds
   // unmarked (earlier-interrupted.ts: held, then retried) unless its words do already (the hold's
   // own, or an ending that named it before a retry): it may have gone once, whatever came since.
-  // The kept error is a failure's message (http_500): the words follow it in parentheses.
+  // The kept error is a failure's message (http_500): the words follow it in parentheses; a
+  // pacing turn's (mailbox_paced) is our own, wholly: after "; " (may-have-delivered.ts).
   last_error: sql<string | null>`case when status = 'pending' and send_started_at is null
       and last_error_code is distinct from 'ambiguous_send'
       and strpos(coalesce(last_error, ''), ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)}) = 0
       and ${earlierInterrupted(sql`email_outbox.id`, sql`email_outbox.last_error_code`)}
-    then coalesce(last_error || ${sql.lit(afterMessage(EARLIER_SEND_MAY_HAVE_DELIVERED))}, ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)})
+    then coalesce(last_error || case when last_error_code = ${sql.lit(PACED_CODE)}
+                                     then ${sql.lit(afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED))}
+                                     else ${sql.lit(afterMessage(EARLIER_SEND_MAY_HAVE_DELIVERED))} end,
+                  ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)})
     else last_error end`,
   cancel_requested_at: sql<Date>`coalesce(cancel_requested_at, now())`,
   send_at: sql<Date>`case when status = 'pending' and send_started_at is not null and cancel_requested_at is null

@@ -219,6 +219,32 @@ describe('a row retried after its held send, then cancelled through the API whil
     )
   })
 
+  test("given back for a pacing turn, our own words, cancelled: the earlier send follows them after '; '", async () => {
+    const id = await heldThenRetried()
+    const [lease] = await claim()
+    expect(lease?.id).toBe(id)
+    // As paused-give-back.ts settles a row the gate turned away for its pacing turn: uncounted.
+    const paced =
+      'not sent yet: its sender mailbox sends at MAILBOX_RATE_PER_MINUTE; due at the turn reserved for it'
+    await settleOne(id, lease!.token, {
+      kind: 'retry',
+      code: 'mailbox_paced',
+      message: paced,
+      delayMs: 60_000,
+      throttled: true,
+      ambiguous: false,
+    })
+    expect(await rowOf(t, id)).toMatchObject({ status: 'pending', last_error: paced })
+    expect(await cancelOutboxRow(t.db, id, null)).toMatchObject({ status: 'cancelled' })
+    await endsSaying(
+      id,
+      'cancelled',
+      'mailbox_paced',
+      `${paced}${EARLIER_AFTER_WORDS}`,
+      CANCELLED_HERE,
+    )
+  })
+
   test('retried again after an ending that named it already, its words name it once', async () => {
     const id = await heldThenRetried()
     await expireNow(id)
