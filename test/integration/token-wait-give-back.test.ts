@@ -139,6 +139,16 @@ const enqueueAll = (n: number) =>
     [JSON.stringify({ to: 'rcpt@example.com', subject: 'Hello', text: 'Hi there' }), n],
   )
 
+/** Each row's status, attempts and history (outcome and code), in id order. */
+const histories = async () =>
+  (
+    await t.pool.query(
+      `select o.status, o.attempts, array_agg(a.outcome || ' ' || coalesce(a.error_code, '') order by a.id) as history
+         from mailer.email_outbox o join mailer.email_attempts a on a.outbox_id = o.id
+        group by o.id order by o.id`,
+    )
+  ).rows
+
 /** Every row sent, or `hung`'s token request over (its 30 s deadline), whichever first. */
 const sentOrRequestOver = (hung: GraphWorker) =>
   pollUntil(async () => {
@@ -191,54 +201,85 @@ describe('Entra hangs for one worker, not for another', () => {
   })
 })
 
+/**
+ * A worker whose cached token Graph refuses (revoked) and whose refresh Entra hangs, another live
+ * worker with a token: `rows` enqueued in one statement, its one claim takes them all before the
+ * refresh turns slow, after which it claims none (a row enqueued later went to the other worker, no
+ * token_slow entry). Each row given back uncounted at the slow refresh (one entry), then sent by
+ * the other, while the hung worker's request still hangs: not at its deadline.
+ */
+async function givenBackToAPeer(
+  rows: number,
+): Promise<{ hung: GraphWorker; working: GraphWorker }> {
+  await t.pool.query(
+    `insert into mailer.workers (id, host, pid, version, lease_seconds) values ('working-worker', 'test', 1, 'test', 30)`,
+  )
+  // Slow at 200 ms (3 s in production); its requests' deadline 12 s (30 s in production), which a
+  // row whose send met the 401 waited out for the refresh.
+  const hung = await graphWorker('hung-worker', {
+    hang: false,
+    tokenSlowMs: 200,
+    requestTimeoutMs: 12_000,
+  })
+  await hung.transport.tokens.getToken()
+  hung.fake.setFaults({ token: Array.from({ length: 100 }, () => 'hang' as const) })
+  hung.fake.revokeTokens('invalid')
+  await enqueueAll(rows)
+  // Its sends met Graph's 401 to the revoked token; the one refresh hangs.
+  await pollUntil(async () =>
+    hung.fake.unauthorizedRequests() >= 1 &&
+    hung.fake.tokenRequests.length === 2 &&
+    claimedBy(hung) === rows
+      ? true
+      : undefined,
+  )
+  const working = await graphWorker('working-worker', { hang: false })
+  await sentOrRequestOver(hung)
+  expect(await histories()).toEqual(
+    Array.from({ length: rows }, () => ({
+      status: 'sent',
+      attempts: 1,
+      history: ['throttled token_slow', 'sent '],
+    })),
+  )
+  expect(hung.transport.tokens.lastError()?.code ?? null).toBeNull()
+  expect(working.fake.accepted).toHaveLength(rows)
+  expect(hung.fake.accepted).toHaveLength(0)
+  return { hung, working }
+}
+
 describe('Graph refuses the cached token and Entra hangs for its refresh', () => {
   test('the rows whose send met the 401 go back token_slow once the refresh turns slow, for a worker with a token, not at their request’s deadline', async () => {
-    const ROWS = 4
-    await t.pool.query(
-      `insert into mailer.workers (id, host, pid, version, lease_seconds) values ('working-worker', 'test', 1, 'test', 30)`,
-    )
-    // Slow at 200 ms (3 s in production); its requests' deadline 12 s (30 s in production), which a
-    // row whose send met the 401 waited out for the refresh.
-    const hung = await graphWorker('hung-worker', {
-      hang: false,
-      tokenSlowMs: 200,
-      requestTimeoutMs: 12_000,
-    })
-    await hung.transport.tokens.getToken()
-    hung.fake.setFaults({ token: Array.from({ length: 100 }, () => 'hang' as const) })
-    hung.fake.revokeTokens('invalid')
-    // In one statement: its one claim takes them all before the refresh turns slow, after which it
-    // claims none (a row enqueued later went to the other worker, no token_slow entry).
-    await enqueueAll(ROWS)
-    // Its sends met Graph's 401 to the revoked token; the one refresh hangs.
-    await pollUntil(async () =>
-      hung.fake.unauthorizedRequests() >= 1 &&
-      hung.fake.tokenRequests.length === 2 &&
-      claimedBy(hung) === ROWS
-        ? true
-        : undefined,
-    )
-    const working = await graphWorker('working-worker', { hang: false })
-    await sentOrRequestOver(hung)
-    // Each row: given back uncounted at the slow refresh (one entry), then sent by the other.
-    const rows = await t.pool.query(
-      `select o.status, o.attempts, array_agg(a.outcome || ' ' || coalesce(a.error_code, '') order by a.id) as history
-         from mailer.email_outbox o join mailer.email_attempts a on a.outbox_id = o.id
-        group by o.id order by o.id`,
-    )
-    expect(rows.rows).toEqual(
-      Array.from({ length: ROWS }, () => ({
-        status: 'sent',
-        attempts: 1,
-        history: ['throttled token_slow', 'sent '],
-      })),
-    )
-    // While the hung worker's request still hangs: not at its deadline.
-    expect(hung.transport.tokens.lastError()?.code ?? null).toBeNull()
-    expect(working.fake.accepted).toHaveLength(ROWS)
-    expect(hung.fake.accepted).toHaveLength(0)
+    await givenBackToAPeer(4)
   })
 })
+
+/**
+ * A worker alone whose cached token Graph refuses (revoked), every token request after its first
+ * answered once `refresh` resolves: `rows` enqueued in one statement (one claim), a send met the
+ * 401 and the one refresh turned slow (200 ms; 3 s in production). The rows whose send came after
+ * the 401 wait for the refresh before their send (ready), the others in it.
+ */
+async function revokedAlone(rows: number, refresh: Promise<void>): Promise<GraphWorker> {
+  let held: Promise<void> | undefined
+  // Its requests' deadline 12 s (30 s in production), which each send waits within.
+  const solo = await graphWorker('solo-worker', {
+    hang: false,
+    tokenAnswered: () => held,
+    tokenSlowMs: 200,
+    requestTimeoutMs: 12_000,
+  })
+  await solo.transport.tokens.getToken()
+  held = refresh
+  solo.fake.revokeTokens('invalid')
+  await enqueueAll(rows)
+  await pollUntil(async () =>
+    solo.fake.unauthorizedRequests() >= 1 && solo.transport.heldForToken() !== null
+      ? true
+      : undefined,
+  )
+  return solo
+}
 
 describe('Entra slow for a worker alone', () => {
   test('its rows wait for its token as before: no give-back to itself, no history entry, no second claim', async () => {
@@ -270,33 +311,6 @@ describe('Entra slow for a worker alone', () => {
     )
     expect(claimedBy(solo)).toBe(ROWS)
   })
-
-  /**
-   * A worker alone whose cached token Graph refuses (revoked), every token request after its first
-   * answered once `refresh` resolves: `rows` enqueued in one statement (one claim), a send met the
-   * 401 and the one refresh turned slow (200 ms; 3 s in production). The rows whose send came after
-   * the 401 wait for the refresh before their send (ready), the others in it.
-   */
-  async function revokedAlone(rows: number, refresh: Promise<void>): Promise<GraphWorker> {
-    let held: Promise<void> | undefined
-    // Its requests' deadline 12 s (30 s in production), which each send waits within.
-    const solo = await graphWorker('solo-worker', {
-      hang: false,
-      tokenAnswered: () => held,
-      tokenSlowMs: 200,
-      requestTimeoutMs: 12_000,
-    })
-    await solo.transport.tokens.getToken()
-    held = refresh
-    solo.fake.revokeTokens('invalid')
-    await enqueueAll(rows)
-    await pollUntil(async () =>
-      solo.fake.unauthorizedRequests() >= 1 && solo.transport.heldForToken() !== null
-        ? true
-        : undefined,
-    )
-    return solo
-  }
 
   test('the rows whose send met Graph’s 401 wait for the refresh too: no give-back to itself, no token_slow entry, one claim', async () => {
     const ROWS = 3
