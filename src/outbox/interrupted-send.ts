@@ -102,6 +102,8 @@ export async function resolveAmbiguity(
       },
       { httpStatus: outcome.httpStatus },
     )
+    // Given back due at once (Graph: token_slow): a worker with a token takes it, as a send's.
+    if (outcome.afterMs === 0) d.givenBackForOthers?.()
   } else if (typeof verdict === 'object') {
     // Throttled like a send: every worker leaves the mailbox alone, and the row asks again once
     // it may (uncounted), instead of after the first retry delay.

@@ -55,6 +55,8 @@ async function graphWorker(
     tokenSlowMs?: number
     /** Its Graph requests' deadline (graphConfigFor's 5 s unless given). */
     requestTimeoutMs?: number
+    /** It looks an interrupted send up in the mailbox (graphConfigFor's GRAPH_MAILBOX_LOOKUP), as `serve` wires it. */
+    mailboxLookup?: true
   },
 ): Promise<GraphWorker> {
   const fake = await startFakeGraph({ certificates: [cert.certPem] })
@@ -96,6 +98,10 @@ async function graphWorker(
       sendBlockedBy: transport.blockedBy,
       tokenCame: transport.onTokenCame,
       heldForToken: transport.heldForToken,
+      ...(o.mailboxLookup && {
+        lookup: (mail, signal) =>
+          transport.sender.lookupSentMessage(mail.from.address, mail.outboxId, signal, mail),
+      }),
     },
   })
   const w = { fake, transport, engine }
@@ -138,6 +144,25 @@ const enqueueAll = (n: number) =>
     `select mailer.enqueue_email($1::jsonb, '{}'::jsonb) from generate_series(1, $2::int)`,
     [JSON.stringify({ to: 'rcpt@example.com', subject: 'Hello', text: 'Hi there' }), n],
   )
+
+/**
+ * `n` rows whose earlier send was interrupted (send_started_at two minutes ago, past the lookup
+ * grace), committed at once: a worker's one claim takes them all and looks each up first.
+ */
+async function enqueueInterrupted(n: number): Promise<void> {
+  const c = await t.pool.connect()
+  try {
+    await c.query('begin')
+    await c.query(
+      `select mailer.enqueue_email($1::jsonb, '{}'::jsonb) from generate_series(1, $2::int)`,
+      [JSON.stringify({ to: 'rcpt@example.com', subject: 'Hello', text: 'Hi there' }), n],
+    )
+    await c.query(`update mailer.email_outbox set send_started_at = now() - interval '2 minutes'`)
+    await c.query('commit')
+  } finally {
+    c.release()
+  }
+}
 
 /** Each row's status, attempts and history (outcome and code), in id order. */
 const histories = async () =>
@@ -206,26 +231,30 @@ describe('Entra hangs for one worker, not for another', () => {
  * worker with a token: `rows` enqueued in one statement, its one claim takes them all before the
  * refresh turns slow, after which it claims none (a row enqueued later went to the other worker, no
  * token_slow entry). Each row given back uncounted at the slow refresh (one entry), then sent by
- * the other, while the hung worker's request still hangs: not at its deadline.
+ * the other, while the hung worker's request still hangs: not at its deadline. `interrupted`: the
+ * rows' earlier send was interrupted, and each is looked up first (its lookup meets the 401).
  */
 async function givenBackToAPeer(
   rows: number,
+  o: { interrupted?: true } = {},
 ): Promise<{ hung: GraphWorker; working: GraphWorker }> {
   await t.pool.query(
     `insert into mailer.workers (id, host, pid, version, lease_seconds) values ('working-worker', 'test', 1, 'test', 30)`,
   )
   // Slow at 200 ms (3 s in production); its requests' deadline 12 s (30 s in production), which a
   // row whose send met the 401 waited out for the refresh.
+  const lookups = o.interrupted && { mailboxLookup: true as const }
   const hung = await graphWorker('hung-worker', {
     hang: false,
     tokenSlowMs: 200,
     requestTimeoutMs: 12_000,
+    ...lookups,
   })
   await hung.transport.tokens.getToken()
   hung.fake.setFaults({ token: Array.from({ length: 100 }, () => 'hang' as const) })
   hung.fake.revokeTokens('invalid')
-  await enqueueAll(rows)
-  // Its sends met Graph's 401 to the revoked token; the one refresh hangs.
+  await (o.interrupted ? enqueueInterrupted(rows) : enqueueAll(rows))
+  // Its sends (or lookups) met Graph's 401 to the revoked token; the one refresh hangs.
   await pollUntil(async () =>
     hung.fake.unauthorizedRequests() >= 1 &&
     hung.fake.tokenRequests.length === 2 &&
@@ -233,7 +262,7 @@ async function givenBackToAPeer(
       ? true
       : undefined,
   )
-  const working = await graphWorker('working-worker', { hang: false })
+  const working = await graphWorker('working-worker', { hang: false, ...lookups })
   await sentOrRequestOver(hung)
   expect(await histories()).toEqual(
     Array.from({ length: rows }, () => ({
@@ -367,6 +396,18 @@ describe('Entra slow for a worker alone', () => {
     expect(history.rows).toEqual(ids.map(() => ({ outcome: 'released', error_code: null })))
     const attempts = await t.pool.query('select attempts from mailer.email_outbox')
     expect(attempts.rows.map((r) => r.attempts)).toEqual([0, 0, 0])
+  })
+})
+
+describe('Graph refuses the cached token of a mailbox lookup and Entra hangs for its refresh', () => {
+  const ROWS = 2
+
+  test('with another live worker the looked-up rows go back token_slow for it, not kept for the refresh', async () => {
+    const { hung, working } = await givenBackToAPeer(ROWS, { interrupted: true })
+    // Each row looked up (Sent Items, then the whole mailbox) by the other before its send.
+    const lookedUp = (w: GraphWorker) => w.fake.requests.filter((r) => r.kind === 'lookup').length
+    expect(lookedUp(working)).toBe(2 * ROWS)
+    expect(lookedUp(hung)).toBe(0)
   })
 })
 
