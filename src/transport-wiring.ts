@@ -125,8 +125,8 @@ export function createTransport(
         lookupFor: (db, id) => {
           if (!g.mailboxLookup) return null
           const sender = senderFor(db, id)
-          return (mail, signal) =>
-            sender.lookupSentMessage(mail.from.address, mail.outboxId, signal, mail)
+          return (mail, signal, kept) =>
+            sender.lookupSentMessage(mail.from.address, mail.outboxId, signal, mail, kept)
         },
         gateFor: (db, holder, lockNote) =>
           createPgSendGate({

@@ -34,9 +34,11 @@ export async function lookUpInterruptedSend(
 ): Promise<Answer> {
   const own = r.mail.from.address
   const ask = (mailbox: string) =>
-    lookup(mailbox === own ? r.mail : { ...r.mail, from: { address: mailbox } }, d.abort).catch(
-      () => 'error' as const,
-    )
+    lookup(
+      mailbox === own ? r.mail : { ...r.mail, from: { address: mailbox } },
+      d.abort,
+      d.keptForTokenInSend,
+    ).catch(() => 'error' as const)
   const verdict = await ask(own)
   if (verdict !== 'not_found') return { verdict, mailbox: own }
   let past: string[]

@@ -61,8 +61,9 @@ export async function resolveAmbiguity(
     }
   }
   // A lookup the stop cut off (waiting for a token, or asking) changed nothing: released as any
-  // unstarted row on a stop, due at once for another worker, its mark kept.
-  if (verdict === 'error' && d.abort.aborted) {
+  // unstarted row on a stop, due at once for another worker, its mark kept. A stop begun cuts off
+  // a worker alone's wait for a slow token request (lone-token-wait.ts), before the hard abort.
+  if (verdict === 'error' && (d.abort.aborted || d.stopping.aborted)) {
     await finish(r.lease, { kind: 'released' })
     return false
   }

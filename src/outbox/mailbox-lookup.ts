@@ -1,5 +1,5 @@
 // The mailbox-lookup port: after a send whose outcome was never learned, is the message in the sender's mailbox?
-import type { OutboundMail, SendOutcome } from './sender.ts'
+import type { OutboundMail, SendOutcome, TokenSlowKeep } from './sender.ts'
 
 /**
  * `found`: the mailbox holds the message, so it was submitted. `not_found`: neither Sent Items nor
@@ -44,5 +44,12 @@ interface LookupRejection {
   requestId?: string
 }
 
-/** Asks `mail`'s sender mailbox for the message tagged with its outbox id (Graph: graph-lookup.ts). */
-export type MailboxLookup = (mail: OutboundMail, signal: AbortSignal) => Promise<LookupResult>
+/**
+ * Asks `mail`'s sender mailbox for the message tagged with its outbox id (Graph: graph-lookup.ts).
+ * `keptForToken`: asked, as a send asks it, should its token wait turn slow (TokenSlowKeep).
+ */
+export type MailboxLookup = (
+  mail: OutboundMail,
+  signal: AbortSignal,
+  keptForToken?: TokenSlowKeep,
+) => Promise<LookupResult>

@@ -1,6 +1,7 @@
 // Crash recovery: finds a message we may already have sent by its OutboxId extended property, of its own database.
 import type { Logger } from '../log.ts'
 import type { LookupResult } from '../outbox/mailbox-lookup.ts'
+import type { TokenSlowKeep } from '../outbox/sender.ts'
 import { parseGraphError } from './graph-error-text.ts'
 import {
   DEFAULT_THROTTLE_MS,
@@ -39,6 +40,7 @@ export function createMailboxLookup(d: {
     outboxId: string,
     signal: AbortSignal,
     mail?: RowMail,
+    kept?: TokenSlowKeep,
   ): Promise<LookupResult> => {
     const mailbox = `${d.apiUrl}/users/${encodeURIComponent(from)}`
     let database: LookupDatabase | undefined = d.database
@@ -66,6 +68,7 @@ export function createMailboxLookup(d: {
         signal,
         mail,
         database,
+        kept,
       )
       if (found !== 'not_found') return found
     }
@@ -80,6 +83,7 @@ export function createMailboxLookup(d: {
     signal: AbortSignal,
     mail: RowMail | undefined,
     database: LookupDatabase | undefined,
+    kept: TokenSlowKeep | undefined,
   ): Promise<LookupResult> {
     let url: string | undefined = first
     for (let page = 1; url !== undefined; page++) {
@@ -87,7 +91,9 @@ export function createMailboxLookup(d: {
         d.log.warn('graph mailbox lookup did not end', { outboxId, pages: MAX_PAGES })
         return 'error'
       }
-      const exchange = await d.request(url, { method: 'GET' }, signal)
+      // A worker alone keeps the lookup for a slow token request after a 401, as it keeps a send
+      // (graph-request.ts): given back token_slow, it would wait for that request all the same.
+      const exchange = await d.request(url, { method: 'GET' }, signal, undefined, kept)
       if ('failed' in exchange) {
         const failed = exchange.failed
         d.log.warn('graph mailbox lookup failed', {

@@ -25,6 +25,8 @@ export interface GraphSender extends Sender {
     signal: AbortSignal,
     /** The row's mail, which tells an earlier release's message apart with several databases. */
     mail?: RowMail,
+    /** Asked should its token wait turn slow (Graph's 401, its fresh token slow), as a send asks. */
+    kept?: TokenSlowKeep,
   ): Promise<LookupResult>
   /**
    * The same sender (one token cache, one sender mailbox state) for the rows of database `db`: its

@@ -99,8 +99,8 @@ async function graphWorker(
       tokenCame: transport.onTokenCame,
       heldForToken: transport.heldForToken,
       ...(o.mailboxLookup && {
-        lookup: (mail, signal) =>
-          transport.sender.lookupSentMessage(mail.from.address, mail.outboxId, signal, mail),
+        lookup: (mail, signal, kept) =>
+          transport.sender.lookupSentMessage(mail.from.address, mail.outboxId, signal, mail, kept),
       }),
     },
   })
@@ -287,21 +287,27 @@ describe('Graph refuses the cached token and Entra hangs for its refresh', () =>
  * A worker alone whose cached token Graph refuses (revoked), every token request after its first
  * answered once `refresh` resolves: `rows` enqueued in one statement (one claim), a send met the
  * 401 and the one refresh turned slow (200 ms; 3 s in production). The rows whose send came after
- * the 401 wait for the refresh before their send (ready), the others in it.
+ * the 401 wait for the refresh before their send (ready), the others in it. `interrupted`: the
+ * rows' earlier send was interrupted, and the worker looks each up first (its lookup meets the 401).
  */
-async function revokedAlone(rows: number, refresh: Promise<void>): Promise<GraphWorker> {
+async function revokedAlone(
+  rows: number,
+  refresh: Promise<void>,
+  o: { interrupted?: true } = {},
+): Promise<GraphWorker> {
   let held: Promise<void> | undefined
-  // Its requests' deadline 12 s (30 s in production), which each send waits within.
+  // Its requests' deadline 12 s (30 s in production), which each send or lookup waits within.
   const solo = await graphWorker('solo-worker', {
     hang: false,
     tokenAnswered: () => held,
     tokenSlowMs: 200,
     requestTimeoutMs: 12_000,
+    ...(o.interrupted && { mailboxLookup: true }),
   })
   await solo.transport.tokens.getToken()
   held = refresh
   solo.fake.revokeTokens('invalid')
-  await enqueueAll(rows)
+  await (o.interrupted ? enqueueInterrupted(rows) : enqueueAll(rows))
   await pollUntil(async () =>
     solo.fake.unauthorizedRequests() >= 1 && solo.transport.heldForToken() !== null
       ? true
@@ -399,8 +405,47 @@ describe('Entra slow for a worker alone', () => {
   })
 })
 
-describe('Graph refuses the cached token of a mailbox lookup and Entra hangs for its refresh', () => {
+describe('Graph refuses the cached token of a mailbox lookup and Entra is slow to refresh it', () => {
   const ROWS = 2
+
+  test('a worker alone keeps the lookup for the refresh: looked up, then sent, no token_slow entry, one claim', async () => {
+    const entra = boundedLatches(30_000).make('Entra’s answer to the refresh let go by the test')
+    const refresh = entra.wait()
+    // A test that failed before leaves the run-out to no one.
+    refresh.catch(() => undefined)
+    const solo = await revokedAlone(ROWS, refresh, { interrupted: true })
+    await keptThenSent(entra)
+    expect(await histories()).toEqual(
+      Array.from({ length: ROWS }, () => ({ status: 'sent', attempts: 1, history: ['sent '] })),
+    )
+    expect(claimedBy(solo)).toBe(ROWS)
+    expect(solo.fake.accepted).toHaveLength(ROWS)
+    // One refresh, its token taken by every lookup and send again; each row looked up (Sent Items,
+    // then the whole mailbox) once, before its send.
+    expect(solo.fake.tokenRequests).toHaveLength(2)
+    expect(solo.fake.requests.filter((r) => r.kind === 'lookup')).toHaveLength(2 * ROWS)
+  })
+
+  test('a stop while those lookups wait for the refresh releases their rows unsent and uncounted, at once, not at their deadline', async () => {
+    const solo = await revokedAlone(ROWS, new Promise<void>(() => {}), { interrupted: true })
+    // The grace longer than the lookups' 12 s deadline: the stop itself ends their wait.
+    const stoppedFrom = monotonicNow(systemClock)
+    await solo.engine.stop(30_000)
+    expect(monotonicNow(systemClock) - stoppedFrom).toBeLessThan(10_000)
+    // Released as a stop releases any unstarted row, the interrupted send's mark kept: no
+    // lookup_failed or token_slow entry, nothing counted.
+    expect(await histories()).toEqual(
+      Array.from({ length: ROWS }, () => ({
+        status: 'pending',
+        attempts: 0,
+        history: ['released '],
+      })),
+    )
+    const marks = await t.pool.query(
+      'select count(*)::int as n from mailer.email_outbox where send_started_at is not null',
+    )
+    expect(marks.rows[0].n).toBe(ROWS)
+  })
 
   test('with another live worker the looked-up rows go back token_slow for it, not kept for the refresh', async () => {
     const { hung, working } = await givenBackToAPeer(ROWS, { interrupted: true })
