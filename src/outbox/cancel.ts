@@ -15,13 +15,13 @@ import { PACED_CODE } from './settle-item.ts'
  * or it is pending with an interrupted earlier send's mark, and the worker that claims it looks that
  * send up, never sending it again (cancelled-interrupted.ts): `sent` if it went, else `cancelled`.
  */
-/** The words a cancel appends naming an interrupted send its history holds unmarked (earlier-interrupted.ts). */
-const EARLIER_SEND = afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED)
-
 export type CancelOutcome = 'cancelled' | 'cancel_requested'
 
 export const outcomeOf = (status: string): CancelOutcome =>
   status === 'cancelled' ? 'cancelled' : 'cancel_requested'
+
+/** The words a cancel appends naming an interrupted send its history holds unmarked (earlier-interrupted.ts). */
+const EARLIER_SEND = afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED)
 
 // The first request's time is kept, so repeating a cancel is harmless. A pending row that keeps an
 // interrupted send's mark may have been delivered: it stays pending, due now, for a worker to look
@@ -40,7 +40,7 @@ export const cancelSet = {
       and strpos(coalesce(last_error, ''), ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)}) = 0
       and ${earlierInterrupted(sql`email_outbox.id`, sql`email_outbox.last_error_code`)}
     then coalesce(last_error || case when last_error_code = ${sql.lit(PACED_CODE)}
-                                     then ${sql.lit(afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED))}
+                                     then ${sql.lit(EARLIER_SEND)}
                                      else ${sql.lit(afterMessage(EARLIER_SEND_MAY_HAVE_DELIVERED))} end,
                   ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)})
     else last_error end`,
