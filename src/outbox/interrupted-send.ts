@@ -62,8 +62,10 @@ export async function resolveAmbiguity(
   }
   // A lookup the stop cut off (waiting for a token, or asking) changed nothing: released as any
   // unstarted row on a stop, due at once for another worker, its mark kept. A stop begun cuts off
-  // a worker alone's wait for a slow token request (lone-token-wait.ts), before the hard abort.
-  if (verdict === 'error' && (d.abort.aborted || d.stopping.aborted)) {
+  // a worker alone's kept wait for a slow token request (lone-token-wait.ts) before the hard
+  // abort: the lookup says `stopped`. A failure Graph answered in the stop's grace (a 500, a
+  // timeout) is not that: a failed lookup, with its entry and backoff, as at any other time.
+  if (verdict === 'stopped' || (verdict === 'error' && d.abort.aborted)) {
     await finish(r.lease, { kind: 'released' })
     return false
   }

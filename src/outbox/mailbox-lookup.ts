@@ -14,13 +14,16 @@ import type { OutboundMail, SendOutcome, TokenSlowKeep } from './sender.ts'
  * `throttledForMs` instead, as its send waits (transport/graph-outcome.ts). `unreachable`: the
  * provider could not be asked at all (Graph: no token to be had): the outcome a send would get
  * now, and the row waits as that send would (uncounted, until the provider may be asked again),
- * not as a failed lookup.
+ * not as a failed lookup. `stopped`: a stop cut the lookup off before the provider answered it (a
+ * worker alone's kept wait for its token, or the hard abort): nothing learned, the caller releases
+ * the row; a failure the provider answered once a stop has begun (a 500) stays `error`.
  */
 export type LookupResult =
   | 'found'
   | 'not_found'
   | 'unavailable'
   | 'error'
+  | 'stopped'
   | {
       throttledForMs: number
       /** The status Graph answered the lookup with (429, 503, 504…); absent for a wait no request met. */

@@ -100,11 +100,11 @@ export function createMailboxLookup(d: {
           outboxId,
           code: failed.kind === 'sent' ? undefined : failed.code,
         })
+        // A stop's abort (a worker alone's kept wait for its token, or past the grace the request)
+        // learned nothing: the caller releases the row. Only that: Graph's own failure is 'error'.
+        if (failed.kind === 'retry' && failed.code === 'aborted') return 'stopped'
         // No token, or Graph out of reach or refusing every token: a send would meet the same wait.
-        // A stop's abort stays 'error', which the caller releases.
-        if (exchange.unsent && failed.kind === 'retry' && failed.code !== 'aborted') {
-          return { unreachable: failed }
-        }
+        if (exchange.unsent && failed.kind === 'retry') return { unreachable: failed }
         return 'error'
       }
       const { res, text } = exchange

@@ -1728,6 +1728,20 @@ describe('mailbox lookup', () => {
     })
   })
 
+  test('a lookup Graph answers 500 is an error (a failed lookup); one a stop cut off before Graph answered is stopped', async () => {
+    const s = await setup()
+    s.fake.setFaults({ lookup: [{ status: 500, code: 'InternalServerError' }] })
+    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toBe('error')
+    let answer = () => {}
+    s.fake.setFaults({ lookupAnswerAfter: new Promise<void>((resolve) => (answer = resolve)) })
+    const stop = new AbortController()
+    const pending = s.sender.lookupSentMessage(FROM, '1', stop.signal)
+    await until(() => s.fake.inFlight() === 1, 'the lookup to be held')
+    stop.abort()
+    expect(await pending).toBe('stopped')
+    answer()
+  })
+
   test('a lookup that gets no token answers the wait a send gets (the shared backoff), not an error', async () => {
     const s = await setup({ tokenRequestTimeoutMs: 300 })
     s.fake.setFaults({ token: [{ status: 500, error: 'server_error', aadsts: 50000 }] })

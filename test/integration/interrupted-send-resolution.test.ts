@@ -30,7 +30,12 @@ const ready = (): Ready => ({
   } as unknown as Ready['mail'],
 })
 
-function deps(o: { db?: Kysely<Database>; lookup: MailboxLookup | null }): {
+function deps(o: {
+  db?: Kysely<Database>
+  lookup: MailboxLookup | null
+  /** A stop has begun (its grace running, no hard abort yet). */
+  stopping?: true
+}): {
   d: DeliveryDeps
   settled: Settlement[]
   finish: Finish
@@ -48,7 +53,7 @@ function deps(o: { db?: Kysely<Database>; lookup: MailboxLookup | null }): {
     lookup: o.lookup,
     ambiguousPolicy: 'resend',
     abort: new AbortController().signal,
-    stopping: new AbortController().signal,
+    stopping: o.stopping ? AbortSignal.abort() : new AbortController().signal,
   } as unknown as DeliveryDeps
   return { d, settled, finish }
 }
@@ -99,6 +104,18 @@ test('"not found" while the database cannot say how long ago the send was interr
   } finally {
     await db.destroy()
   }
+})
+
+test('once a stop has begun, a lookup that failed is a failed lookup (its backoff); only one the stop cut off is released', async () => {
+  const failed = deps({ lookup: async () => 'error', stopping: true })
+  expect(await resolveAmbiguity(failed.d, ready(), failed.finish)).toBe(false)
+  expect(failed.settled).toMatchObject([
+    { kind: 'retry', code: 'lookup_failed', throttled: true, ambiguous: true, lookupWait: true },
+  ])
+  expect((failed.settled[0] as { delayMs: number }).delayMs).toBeGreaterThan(0)
+  const cut = deps({ lookup: async () => 'stopped', stopping: true })
+  expect(await resolveAmbiguity(cut.d, ready(), cut.finish)).toBe(false)
+  expect(cut.settled).toEqual([{ kind: 'released' }])
 })
 
 test('a transport that throws leaves its send ambiguous: the provider may have the message', async () => {

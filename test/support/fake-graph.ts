@@ -85,6 +85,11 @@ export interface FakeGraphFaults {
    * the request in flight for as long as a test needs to change its row meanwhile.
    */
   answerAfter?: Promise<unknown>
+  /**
+   * Each mailbox lookup waits for this to settle before it is answered as it would be (its fault
+   * taken then): the lookup in flight for as long as a test needs, a stop to begin, say.
+   */
+  lookupAnswerAfter?: Promise<unknown>
   token?: TokenFault[]
   /** Where accepted messages land: Sent Items, or still in Drafts (in transit). */
   landIn?: 'sentitems' | 'drafts'
@@ -307,6 +312,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     record: GraphRequestRecord,
   ): Promise<Response> {
     if (record.kind === 'sendMail') return sendMail(req, record.mailbox, record)
+    if (faults.lookupAnswerAfter) await faults.lookupAnswerAfter
     return listMessages(
       url,
       record.mailbox,
