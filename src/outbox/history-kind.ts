@@ -52,8 +52,9 @@ export const kindUnknown = (alias: string) => sql<boolean>`${entryKind(alias)} i
 
 /*
  * The words of the releases before 0189, which no longer change: how their entries are told apart.
- * The words the binary writes now live beside their writers (may-have-delivered.ts) and may be
- * reworded freely, so long as a reader that strips them takes these too (resent-unverified.ts).
+ * The words the binary writes now live beside their writers (may-have-delivered.ts,
+ * outcome-unknown.ts) and may be reworded freely, so long as a reader that strips them takes these
+ * too (resent-unverified.ts).
  */
 /** A lookup's stop: lookup-stop.ts's LOOKUP_STOPPED and CANCEL_LOOKUP_STOPPED begin so. */
 export const OLD_LOOKING_UP_STOPPED = 'the worker looking up its interrupted send stopped'

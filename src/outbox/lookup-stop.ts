@@ -1,12 +1,14 @@
 // A reclaimed lease under which no send started while its row kept an interrupted send's mark (a lookup's, or with lookups off a counted claim's before it sent again): its words, and the history entries that record a send's end (such a stop's do not).
 import { sql } from 'kysely'
 import { byKind, kindIn, OLD_BEFORE_SENDING_AGAIN, OLD_LOOKING_UP_STOPPED } from './history-kind.ts'
+import { afterWords } from './may-have-delivered.ts'
+import { EARLIER_SEND_OUTCOME_UNKNOWN, OUTCOME_UNKNOWN } from './outcome-unknown.ts'
 
 /** What every lookup's stop says first: the worker that stopped was not sending. */
 const LOOKING_UP_STOPPED = 'the worker looking up its interrupted send stopped'
 
 /** The last_error (and entry) of the reclaim of a lookup's lease (lease.ts lookupOnly) under which no send started. */
-export const LOOKUP_STOPPED = sql.lit(`${LOOKING_UP_STOPPED}; outcome unknown`)
+export const LOOKUP_STOPPED = sql.lit(`${LOOKING_UP_STOPPED}${afterWords(OUTCOME_UNKNOWN)}`)
 
 /** As LOOKUP_STOPPED, of a lookup whose row's cancel was requested: the cancel stands. */
 export const CANCEL_LOOKUP_STOPPED = sql.lit(`${LOOKING_UP_STOPPED}; its cancel stands`)
@@ -20,7 +22,7 @@ const BEFORE_SENDING_AGAIN = 'the worker holding the lease stopped before sendin
  * during the send, which the mark, that earlier send's, would otherwise read as.
  */
 export const STOPPED_BEFORE_SENDING_AGAIN = sql.lit(
-  `${BEFORE_SENDING_AGAIN}; the earlier interrupted send's outcome unknown`,
+  `${BEFORE_SENDING_AGAIN}${afterWords(EARLIER_SEND_OUTCOME_UNKNOWN)}`,
 )
 
 /**

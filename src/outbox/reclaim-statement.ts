@@ -13,12 +13,15 @@ import {
   STOPPED_BEFORE_SENDING_AGAIN,
 } from './lookup-stop.ts'
 import { afterWords, EARLIER_SEND_MAY_HAVE_DELIVERED } from './may-have-delivered.ts'
+import { OUTCOME_UNKNOWN } from './outcome-unknown.ts'
 import { EXPIRED_LOOKUP_STOPPED, reclaimDecisions } from './reclaim-decisions.ts'
 import { interruptedSendBefore } from './resent-unverified.ts'
 import { type StaleProbes, staleProbeClear } from './stale-probes.ts'
 
 /** The last_error of a row whose cancel was recorded while its worker, since stopped, held it before sending. */
 const CANCELLED_STOPPED = 'cancelled before the send started (the worker holding the lease stopped)'
+/** The last_error (and entry) of a reclaim whose worker stopped during the send: it may have reached Graph. */
+const STOPPED_DURING_SEND = `the worker holding the lease stopped during the send${afterWords(OUTCOME_UNKNOWN)}`
 
 export interface ReclaimParams {
   defaultMaxAttempts: number
@@ -147,7 +150,7 @@ export function reclaimStatement(p: ReclaimParams) {
                                when ${d.noSendStarted} then ${STOPPED_BEFORE_SENDING_AGAIN}
                                when o.send_started_at is null
                                then 'the worker holding the lease stopped before sending' || ${earlierNamed}
-                               else 'the worker holding the lease stopped during the send; outcome unknown' || ${earlierNamed} end,
+                               else ${sql.lit(STOPPED_DURING_SEND)} || ${earlierNamed} end,
              lease_owner = null, lease_token = null, lease_expires_at = null
         from expired
        where o.id = expired.id
