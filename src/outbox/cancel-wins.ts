@@ -1,7 +1,7 @@
 // A recorded cancel wins: a row with a cancel recorded ends cancelled, whichever statement ends it unsent (its lease's settlement, the expiry sweep).
 import { sql } from 'kysely'
 import { afterWords, INTERRUPTED_SEND_MAY_HAVE_DELIVERED } from './may-have-delivered.ts'
-import { WHETHER_IT_DELIVERED_UNKNOWN } from './outcome-unknown.ts'
+import { OUTCOME_UNKNOWN } from './outcome-unknown.ts'
 
 /**
  * On the outbox row `o`, read on the version the statement locks: a cancel was accepted (202) while
@@ -28,7 +28,7 @@ export const CANCELLED_BEFORE_SEND = sql.lit('cancelled before the send started'
  * unresolved (not looked up, or the lookup could not say): that send may have delivered it.
  */
 export const CANCELLED_UNRESOLVED = sql.lit(
-  `cancelled; an interrupted send could not be looked up: ${WHETHER_IT_DELIVERED_UNKNOWN}`,
+  `cancelled; an interrupted send could not be looked up${afterWords(OUTCOME_UNKNOWN)}`,
 )
 
 /**
@@ -39,5 +39,5 @@ export const CANCELLED_UNLOOKED = `cancelled${afterWords(INTERRUPTED_SEND_MAY_HA
 
 /** CANCELLED_UNRESOLVED of a row whose lookup's workers kept stopping (reclaim.ts). */
 export const CANCELLED_LOOKUP_STOPPED = sql.lit(
-  `cancelled; an interrupted send could not be looked up (the worker looking it up stopped): ${WHETHER_IT_DELIVERED_UNKNOWN}`,
+  `cancelled; an interrupted send could not be looked up (the worker looking it up stopped)${afterWords(OUTCOME_UNKNOWN)}`,
 )

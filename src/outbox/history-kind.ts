@@ -67,7 +67,8 @@ export const OLD_MAY_HAVE_DELIVERED = 'may have delivered it'
 /**
  * A cancel that left an interrupted send unresolved (kind unresolved) in other words: its lookup
  * could not tell (cancel-wins.ts CANCELLED_UNRESOLVED) or its workers kept stopping
- * (CANCELLED_LOOKUP_STOPPED) end so.
+ * (CANCELLED_LOOKUP_STOPPED) ended so, also as the releases since 0189 stored it (kind
+ * unresolved), until outcome-unknown.ts made its words "…; outcome unknown".
  */
 export const OLD_UNKNOWN_WHETHER_DELIVERED = 'whether it delivered the message is unknown'
 /**

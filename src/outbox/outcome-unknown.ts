@@ -1,12 +1,13 @@
-// The words saying a send's outcome is unknown (whether it delivered the row, no one can say yet): one phrasing per meaning, every last_error and history entry that says so built from here.
+// The words saying a send's outcome is unknown (whether it delivered the row, no one can tell yet): one phrasing per meaning, every last_error and history entry that says so built from here.
 
 /*
  * Each is a clause that follows the writer's own words after "; " (may-have-delivered.ts
- * afterWords). They say a send is left unresolved where the row goes on (a stop: its mark kept for a
- * lookup or a retry) or where a cancel ends it unlooked; an ending that names the send that may
- * have delivered the row says so in may-have-delivered.ts's words. Rows and history entries keep the
- * words they were written with: a reader of an older binary's entry matches history-kind.ts's OLD_*
- * (never these), and this binary's by its kind, so these may be reworded.
+ * afterWords). A stop says so (the row goes on, the send's mark kept for a lookup or a retry), and
+ * a cancel whose lookup could not tell (the row ends, its mark kept); an ending that names which
+ * send may have delivered the row says so in may-have-delivered.ts's words instead. Rows and
+ * history entries keep the words they were written with: a reader of an older binary's entry
+ * (no kind) matches history-kind.ts's OLD_* (never these), and one of this binary's reads its
+ * kind, so these may be reworded.
  */
 
 /**
@@ -16,10 +17,7 @@
 export const OUTCOME_UNKNOWN = 'outcome unknown'
 
 /**
- * An interrupted send before the attempt the words name, which sent nothing: a counted claim's
- * stop before it sent the row again (lookups off).
+ * An interrupted send before the attempt the words name, which sent nothing: with lookups off, a
+ * counted claim's stop before it sent the row again.
  */
 export const EARLIER_SEND_OUTCOME_UNKNOWN = "the earlier interrupted send's outcome unknown"
-
-/** The interrupted send a cancel could not look up, after ": " (merged into OUTCOME_UNKNOWN next). */
-export const WHETHER_IT_DELIVERED_UNKNOWN = 'whether it delivered the message is unknown'

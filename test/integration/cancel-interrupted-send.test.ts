@@ -183,8 +183,7 @@ for (const policy of ['resend', 'hold'] as const) {
     })
     expect(judged(await settled(id), fake)).toEqual({
       status: 'cancelled',
-      error:
-        'cancelled; an interrupted send could not be looked up: whether it delivered the message is unknown',
+      error: 'cancelled; an interrupted send could not be looked up; outcome unknown',
       marked: true,
       sends: 1,
     })
@@ -225,7 +224,7 @@ for (const lookups of [true, false]) {
       status: 'cancelled',
       last_error_code: 'cancelled',
       last_error:
-        'cancelled; an interrupted send could not be looked up (the worker looking it up stopped): whether it delivered the message is unknown',
+        'cancelled; an interrupted send could not be looked up (the worker looking it up stopped); outcome unknown',
       marked: true,
       attempts: 1,
       // With lookups on, looked up again until its stops in a row (its send's own among them) end it.

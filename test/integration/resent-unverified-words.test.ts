@@ -235,6 +235,8 @@ test('an older binary\'s cancel or lookup refusal that left an interrupted send 
     null,
     kind,
   ]
+  // Those words until outcome-unknown.ts made "outcome unknown" one (history-kind.ts
+  // OLD_UNKNOWN_WHETHER_DELIVERED): no kind before 0189, kind unresolved since.
   const UNRESOLVED =
     'cancelled; an interrupted send could not be looked up: whether it delivered the message is unknown'
   const LOOKUP_STOPPED =
@@ -243,6 +245,20 @@ test('an older binary\'s cancel or lookup refusal that left an interrupted send 
     await stoppedDuringLastSend(cancelled(UNRESOLVED)),
     await stoppedDuringLastSend(cancelled(LOOKUP_STOPPED)),
     await stoppedDuringLastSend(cancelled(UNRESOLVED, 'unresolved')),
+    await stoppedDuringLastSend(cancelled(LOOKUP_STOPPED, 'unresolved')),
+    // This binary's words, read by their kind.
+    await stoppedDuringLastSend(
+      cancelled(
+        'cancelled; an interrupted send could not be looked up; outcome unknown',
+        'unresolved',
+      ),
+    ),
+    await stoppedDuringLastSend(
+      cancelled(
+        'cancelled; an interrupted send could not be looked up (the worker looking it up stopped); outcome unknown',
+        'unresolved',
+      ),
+    ),
     // Failed as its lookup was refused (404: the mailbox does not exist), its mark kept
     // (interrupted-send.ts), as every release since such a refusal failed the row words it.
     await stoppedDuringLastSend([
@@ -258,6 +274,9 @@ test('an older binary\'s cancel or lookup refusal that left an interrupted send 
       ),
     ),
   ]).toEqual([
+    `${STOPPED}${BOTH}`,
+    `${STOPPED}${BOTH}`,
+    `${STOPPED}${BOTH}`,
     `${STOPPED}${BOTH}`,
     `${STOPPED}${BOTH}`,
     `${STOPPED}${BOTH}`,

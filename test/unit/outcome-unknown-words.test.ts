@@ -2,6 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { resolve } from 'node:path'
 import { Glob } from 'bun'
+import * as words from '../../src/outbox/outcome-unknown.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -54,4 +55,12 @@ test('the check sees each wording in code and passes over comments', () => {
   ).toBe(true)
   expect(spells(' * refused, cancels it, delivery unknown.')).toBe(false)
   expect(spells('               -- its outcome unknown, the mark kept')).toBe(false)
+})
+
+test('one phrasing per meaning, each naming the send it means and ending "outcome unknown"', () => {
+  const clauses = Object.fromEntries(Object.entries(words).filter(([, v]) => typeof v === 'string'))
+  expect(clauses).toEqual({
+    OUTCOME_UNKNOWN: 'outcome unknown',
+    EARLIER_SEND_OUTCOME_UNKNOWN: "the earlier interrupted send's outcome unknown",
+  })
 })
