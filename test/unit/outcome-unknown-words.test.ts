@@ -22,7 +22,9 @@ const OWNERS = new Set(['src/outbox/outcome-unknown.ts', 'src/outbox/history-kin
  */
 const spells = (line: string) =>
   !/^\s*(\/\/|\*|\/\*|--)/.test(line) &&
-  /outcome (is )?unknown|whether it delivered|delivery (is )?unknown|unknown whether/.test(line)
+  /outcome (is )?(unknown|not known)|unknown outcome|whether it delivered|delivery (is )?unknown|unknown whether/.test(
+    line,
+  )
 
 test("no writer of a last_error or history entry spells a send's outcome unknown itself", async () => {
   const found: string[] = []
@@ -53,6 +55,8 @@ test('the check sees each wording in code and passes over comments', () => {
       "  'cancelled; an interrupted send could not be looked up: whether it delivered the message is unknown',",
     ),
   ).toBe(true)
+  expect(spells("  message: 'the send's outcome is not known',")).toBe(true)
+  expect(spells("  message: 'an interrupted send, of unknown outcome',")).toBe(true)
   expect(spells(' * refused, cancels it, delivery unknown.')).toBe(false)
   expect(spells('               -- its outcome unknown, the mark kept')).toBe(false)
 })
