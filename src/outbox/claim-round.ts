@@ -38,7 +38,7 @@ export function createClaimRound(
     gateTellingPauses(d, pause, log, r.besides),
     r.refusalClearing,
   )
-  const wakePeers = createPeerWake({ db: d.db, log, besides: r.besides, stopping: r.stopping })
+  const wakePeers = createPeerWake({ db: d.db, log, besides: r.besides })
   const keptForToken = d.heldForToken
     ? createLoneTokenWait({
         db: d.db,

@@ -65,7 +65,11 @@ export interface DeliveryDeps {
   onMailboxPaused?: (mailbox: string) => void
   /** A row was rescheduled `delayMs` from now: the drainer arms its timer for it. */
   onRetry?: (delayMs: number) => void
-  /** A row went back due at once for another worker (no token here yet): the others are woken. */
+  /**
+   * A row's settlement left it due at once for another worker (no token here yet, a stop): the
+   * others are woken. Called by recordOutcome alone, once the settlement has committed
+   * (peer-wake.ts: dueAtOnceForOthers): no delivery path calls it.
+   */
   givenBackForOthers?: () => void
   /**
    * Asked before such a give-back: true once the slow token request has ended when no other live

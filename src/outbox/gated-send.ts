@@ -103,7 +103,7 @@ async function givenBackUnsendable(
     },
     { httpStatus: outcome.httpStatus },
   )
-  // Due at once (Graph: this worker's token request is slow): a worker with a token takes it.
-  if (outcome.afterMs === 0) d.givenBackForOthers?.()
+  // Due at once (Graph: this worker's token request is slow): its settlement wakes a worker with a
+  // token to take it (lease-outcome.ts).
   return true
 }

@@ -90,7 +90,9 @@ export async function resolveAmbiguity(
     )
   } else if (typeof verdict === 'object' && 'unreachable' in verdict) {
     // The provider could not be asked (no token): the row waits as a send meeting the same would,
-    // uncounted, with its code (consecutive token waits are recorded once), its mark kept.
+    // uncounted, with its code (consecutive token waits are recorded once), its mark kept. Given
+    // back due at once (Graph: token_slow), its settlement wakes a worker with a token to take it,
+    // as a send's (lease-outcome.ts).
     const outcome = verdict.unreachable
     await finish(
       r.lease,
@@ -105,8 +107,6 @@ export async function resolveAmbiguity(
       },
       { httpStatus: outcome.httpStatus },
     )
-    // Given back due at once (Graph: token_slow): a worker with a token takes it, as a send's.
-    if (outcome.afterMs === 0) d.givenBackForOthers?.()
   } else if (typeof verdict === 'object') {
     // Throttled like a send: every worker leaves the mailbox alone, and the row asks again once
     // it may (uncounted), instead of after the first retry delay.

@@ -2,6 +2,7 @@
 import type { DeliveryDeps } from './deliver.ts'
 import type { SettleOutcome } from './events.ts'
 import { type Lease, lookupOnly } from './lease.ts'
+import { dueAtOnceForOthers } from './peer-wake.ts'
 import type { SendExtra } from './send-attempt.ts'
 import {
   PAUSED_CODE,
@@ -35,7 +36,8 @@ const quietWait = (code: string | null) =>
 /**
  * Settles `lease` as what its delivery `met` (through the settle queue), then reports what the
  * history recorded: a retry arms the drainer's timer, a settled row is an engine event and a log
- * line at the level of its news, a lease lost meanwhile is counted once. The lease is done with
+ * line at the level of its news, a row left due at once for another worker wakes the others
+ * (peer-wake.ts), a lease lost meanwhile is counted once. The lease is done with
  * either way. A lease claimed past its row's expiresAt settles as pastExpiry has it, here, where
  * every delivery path settles: none has to remember it; so does one past its max_attempts (pastAttempts).
  */
@@ -63,6 +65,9 @@ export async function recordOutcome(
     if (s.kind === 'retry' && row.status === 'pending') d.onRetry?.(row.dueMs ?? s.delayMs)
     // A released row is due again now (unless we are stopping): claim it again promptly.
     if (s.kind === 'released' && !d.stopping.aborted) d.onRetry?.(0)
+    // Due at once for another worker (a slow token request here, a stop): the others are woken,
+    // once it has committed. Here, where every delivery path settles, so none has to remember it.
+    if (dueAtOnceForOthers(s, row, d.stopping.aborted)) d.givenBackForOthers?.()
     // What the attempt history recorded: sent, retry, throttled, failed, expired, cancelled, released.
     const outcome = row.outcome as SettleOutcome | 'released'
     if (outcome !== 'released') {

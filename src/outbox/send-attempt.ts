@@ -100,10 +100,9 @@ export async function sendInSlot(
   }
   if (turnedAway) return turnedAway()
   if (!result) return
+  // Given back due at once (Graph: the token a 401 sent it for is slow), its settlement wakes a
+  // worker with a token to take it (lease-outcome.ts).
   await finish(r.lease, result.settlement, result.extra)
-  // Given back due at once (Graph: the token a 401 sent it for is slow): a worker with a token takes it.
-  if (result.settlement.kind === 'retry' && result.settlement.delayMs === 0)
-    d.givenBackForOthers?.()
 }
 
 /** A row whose last check answered (or whose slot came back) past its send's deadline. */
