@@ -28,6 +28,8 @@ export interface ClaimRoundDeps {
   leaseKey: LeaseKey
   /** The statements begun beside the claims and sends, for the stop to wait for. */
   besides: SideStatements
+  /** Wakes the other workers for rows given back due at once for them (peer-wake.ts). */
+  wakePeers: () => void
   /** The note clearing a refusal under way (credential-refusal-note.ts): permits wait for it. */
   refusalClearing?: () => Promise<void> | null
 }

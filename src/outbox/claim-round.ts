@@ -10,7 +10,6 @@ import { createLoneTokenWait } from './lone-token-wait.ts'
 import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'
 import { gateTellingPauses } from './pause-telling-gate.ts'
 import { createPausedRowNaming } from './paused-row-naming.ts'
-import { createPeerWake } from './peer-wake.ts'
 import { createRoundDelivery } from './round-delivery.ts'
 
 interface ClaimRound {
@@ -38,7 +37,6 @@ export function createClaimRound(
     gateTellingPauses(d, pause, log, r.besides),
     r.refusalClearing,
   )
-  const wakePeers = createPeerWake({ db: d.db, log, besides: r.besides })
   const keptForToken = d.heldForToken
     ? createLoneTokenWait({
         db: d.db,
@@ -66,7 +64,7 @@ export function createClaimRound(
     gate,
     pause,
     givenBackAfterClaims,
-    wakePeers,
+    wakePeers: r.wakePeers,
     keptForToken,
   })
 

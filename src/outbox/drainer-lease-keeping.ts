@@ -16,8 +16,10 @@ export function createLeaseKeeping(k: {
   beatCommitted: (beat: WorkerIdentity) => void
   /** Reclaimed rows are pending again: claim them. */
   wake: () => void
+  /** And the other workers woken to take them too (peer-wake.ts). */
+  wakePeers: () => void
 }) {
-  const { d, log, leases, registration, beatCommitted, wake } = k
+  const { d, log, leases, registration, beatCommitted, wake, wakePeers } = k
   const cfg = d.config
   const deadlines = createLeaseDeadlines(d.clock, cfg.leaseSeconds * 1000, {
     ...(d.sendTimeoutMs !== undefined ? { sendTimeoutMs: d.sendTimeoutMs } : {}),
@@ -37,6 +39,7 @@ export function createLeaseKeeping(k: {
     onBeat: registration.leaseKey.beaten,
     beatCommitted,
     wake,
+    wakePeers,
     lookups: d.lookup !== null,
     lookupGraceSeconds: d.lookupGraceSeconds,
   })

@@ -14,6 +14,7 @@ import { windDown } from './drainer-wind-down.ts'
 import { createHeldLeases } from './held-leases.ts'
 import { createHeldOwedRows } from './held-owed-rows.ts'
 import { createLastSend } from './last-send.ts'
+import { createPeerWake } from './peer-wake.ts'
 import { createSideStatements } from './side-statements.ts'
 import { createTokenCame } from './token-wait-rows.ts'
 import type { UnrecordedIds } from './unrecorded-ids.ts'
@@ -76,6 +77,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
   }
   // The statements begun beside the claims and sends, awaited by none: the stop waits for each.
   const besides = createSideStatements()
+  // The other workers woken for rows this one leaves due at once for them and will not take now
+  // (peer-wake.ts): those its settlements give back, those its reclaims put back. One for both,
+  // so a burst of either is one notification.
+  const wakePeers = createPeerWake({ db: d.db, log, besides })
   const refusalNote = createCredentialRefusalNote({
     db: d.db,
     worker,
@@ -98,6 +103,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       lastSend.beatCommitted(beat)
     },
     wake,
+    wakePeers,
   })
   // Rows an owed probe's end left locked: after its notification, and at each backstop poll while
   // no notification can be heard (the idle cost stays one statement per poll while LISTEN works).
@@ -130,6 +136,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     deliveries,
     leaseKey,
     besides,
+    wakePeers,
     refusalClearing: refusalNote.clearing,
     // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
     roomMade: () => {

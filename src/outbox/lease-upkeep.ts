@@ -42,6 +42,8 @@ export function createLeaseUpkeep(
     config: Pick<WorkerConfig, 'heartbeatSeconds' | 'leaseSeconds' | 'maxAttempts'>
     /** Reclaimed rows are pending again: claim them. */
     wake: () => void
+    /** Reclaimed rows are due at once for any worker: the others are woken too (peer-wake.ts). */
+    wakePeers?: () => void
     /** Mailbox lookups are on: the sweep leaves interrupted sends to a claim's lookup, up to its bound. */
     lookups?: boolean
     /** The lookup grace (LOOKUP_GRACE_SECONDS unless a test shortens it): the sweep's bound counts it. */

@@ -1,4 +1,4 @@
-// Wakes the other workers for rows this one gave back due at once and will not take itself (a slow token request, a stop): one notification per burst.
+// Wakes the other workers for rows left due at once for them (a slow token's or a stop's give-back, a reclaim): one notification per burst.
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
@@ -23,13 +23,13 @@ export function dueAtOnceForOthers(s: Settlement, row: SettledRow, stopping: boo
 
 /**
  * Returns what the settlement of a row given back for another worker calls once it has committed
- * (dueAtOnceForOthers): a settlement notifies nobody, and without it a peer with a token found the
- * rows only at its backstop poll, and the rows a stop gave back waited for the other workers' poll
- * (POLL_INTERVAL_SECONDS). Calls while a notification is under way are answered by one more after
- * it (the rows they settled may have committed after it was sent), not one each: a batch's rows
- * give back together. So during a stop too, whose give-backs may commit in several batches (the
- * rows waiting for a slot at once, a lookup the hard abort cut off later): the stop waits for it
- * (`besides`).
+ * (dueAtOnceForOthers), and a reclaim that put rows back pending (reclaim-report.ts): neither
+ * notifies anybody, and without it a peer with a token found the rows only at its backstop poll
+ * (POLL_INTERVAL_SECONDS), as did the rows a stop gave back. Calls while a notification is under
+ * way are answered by one more after it (the rows they settled may have committed after it was
+ * sent), not one each: a batch's rows give back together. So during a stop too, whose give-backs
+ * may commit in several batches (the rows waiting for a slot at once, a lookup the hard abort cut
+ * off later): the stop waits for it (`besides`).
  */
 export function createPeerWake(d: {
   db: Kysely<Database>

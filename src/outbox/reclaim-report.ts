@@ -12,12 +12,14 @@ interface ReclaimReportDeps {
   onBeat?: (beat: BeatResult) => void
   /** Reclaimed rows are pending again: claim them. */
   wake: () => void
+  /** Reclaimed rows are due at once for any worker: the others are woken too (peer-wake.ts). */
+  wakePeers?: () => void
 }
 
 /**
  * Reports `r` as a settlement would its rows: a swept or reclaimed row that ended is counted
  * (outbox_sends_total, which the "sends failing" alert watches) and, failed, has its one
- * "message failed" line; the rows put back wake the claim.
+ * "message failed" line; the rows put back wake the claim, and the other workers.
  */
 export function reportReclaim(d: ReclaimReportDeps, r: ReclaimResult): void {
   if (r.beat) d.onBeat?.(r.beat)
@@ -81,4 +83,9 @@ export function reportReclaim(d: ReclaimReportDeps, r: ReclaimResult): void {
       code: f.code,
     })
   d.wake()
+  // Put back pending, due at once (their send_at kept), for any worker: this one may not claim
+  // them now (its token request slow, its places full), and nothing else tells the others (a
+  // reclaim sends no notification): they took them at their backstop poll. The statement has
+  // committed; reclaims that put rows back are rare (a worker died), idle ones put none back.
+  if (r.rows.some((x) => x.status === 'pending')) d.wakePeers?.()
 }
