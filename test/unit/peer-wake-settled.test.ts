@@ -1,5 +1,5 @@
 // recordOutcome wakes the other workers for a row its settlement left due at once for them (a slow token request, a stop), once it has committed, and for no other.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../src/db/schema.ts'
 import { recordOutcome } from '../../src/outbox/lease-outcome.ts'
@@ -7,6 +7,9 @@ import type { SettledRow, Settlement } from '../../src/outbox/settle-item.ts'
 import { claimedLease } from '../support/claimed-lease.ts'
 import { deliveryDeps } from '../support/delivery-deps.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const TOKEN_SLOW: Settlement = {
   kind: 'retry',
