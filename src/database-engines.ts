@@ -104,6 +104,7 @@ export function startDrainers(
     const drainer = createDrainer({
       dbName: h.name,
       db: h.statements.db,
+      poolDb: h.db,
       sender: transport.senderFor(h.name, id),
       // Its slots are taken again once its LISTEN session, holding its liveness lock, ends.
       gate: transport.gateFor(h, worker.id, () => listener.holderLockNote()),

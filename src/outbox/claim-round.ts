@@ -40,6 +40,7 @@ export function createClaimRound(
   const keptForToken = d.heldForToken
     ? createLoneTokenWait({
         db: d.db,
+        ...(d.poolDb && { poolDb: d.poolDb }),
         workerId: d.worker.id,
         log,
         stopping: r.stopping,

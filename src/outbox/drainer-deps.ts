@@ -71,6 +71,13 @@ export interface DrainerDeps {
    * is claimed meanwhile: the rows would only go back, for workers with a token. Absent: never.
    */
   heldForToken?: () => Promise<void> | null
+  /**
+   * The pool's Kysely (DbHandle.db), where a read may run under a statement_timeout of its own
+   * (timedTransaction), which `db` (the statement route: no transactions) cannot: the registry
+   * read a send makes while its token is slow, bounded by the send's deadline (lone-token-wait.ts).
+   * Absent: on `db`, under the pool's statement_timeout; the send's wait for it ends by its deadline all the same.
+   */
+  poolDb?: Kysely<Database>
   /** How long one send may take (Graph's request timeout): a send starts only with that much lease left. */
   sendTimeoutMs?: number
   /** The claim statement (claimBatch); replaced only by tests that inject a failure into it. */

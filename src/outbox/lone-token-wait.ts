@@ -1,6 +1,7 @@
 // A worker alone keeps the rows its slow token request holds: giving them back would hand them to nobody but itself.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { timedTransaction } from '../db/timed-transaction.ts'
 import type { Logger } from '../log.ts'
 import { entryAliveNow } from './entry-alive-now.ts'
 import { entryCanSend } from './entry-can-send.ts'
@@ -13,13 +14,26 @@ import type { TokenSlowKeep } from './sender.ts'
  * its beat not overdue, or its liveness lock held): a worker that could take rows given back due at
  * once. A killed worker's entry, live for two leases, took rows given back for nobody: they waited
  * and came back to the slow worker anyway, a history entry and a claim more each. The registry is a
- * handful of rows, read whole.
+ * handful of rows, read whole. `withinMs`: the statement is cancelled (57014) after it, in a
+ * read-only transaction of its own (timedTransaction: the bound ends with it, the client goes back
+ * to the pool unchanged); without it the pool's statement_timeout (30 s) bounds it.
  */
-export async function anotherWorkerLive(db: Kysely<Database>, workerId: string): Promise<boolean> {
-  const { rows } = await sql<{ other: boolean }>`
-    select exists (select from mailer.workers w
-                    where w.id <> ${workerId} and ${entryCanSend('w')}
-                      and ${liveRegistryEntry('w')} and ${entryAliveNow('w')}) as other`.execute(db)
+export async function anotherWorkerLive(
+  db: Kysely<Database>,
+  workerId: string,
+  withinMs?: number,
+): Promise<boolean> {
+  const read = (q: Kysely<Database>) =>
+    sql<{ other: boolean }>`
+      select exists (select from mailer.workers w
+                      where w.id <> ${workerId} and ${entryCanSend('w')}
+                        and ${liveRegistryEntry('w')} and ${entryAliveNow('w')}) as other`.execute(
+      q,
+    )
+  const { rows } =
+    withinMs === undefined
+      ? await read(db)
+      : await timedTransaction(db, withinMs, read, { readOnly: true })
   return rows[0]?.other === true
 }
 
@@ -27,8 +41,8 @@ export async function anotherWorkerLive(db: Kysely<Database>, workerId: string):
 export interface LoneTokenWait {
   /**
    * Before its send: true once the slow request has ended (or a stop began) when no other live
-   * worker could take the row, which then goes on as it did before the give-back existed; false
-   * to give it back.
+   * worker could take the row, or when that came before the registry's answer; the row then goes
+   * on as it did before the give-back existed. False to give it back.
    */
   beforeSend: () => Promise<boolean>
   /** In its send, the token Graph refused (401) dropped: see TokenSlowKeep (sender.ts). */
@@ -41,9 +55,22 @@ export interface LoneTokenWait {
  * deployment) otherwise gave each row back to itself, a history entry and a claim more each, its
  * send no sooner. One registry read per slow request, shared by its rows before and in their
  * sends; an unanswered read gives them back.
+ *
+ * Unanswered includes a read the database is slow to answer (a lock on the registry, a server
+ * overloaded): in a send its wait ends with the send's deadline, the read itself cancelled then
+ * (on `poolDb`; on `db`, whose statements run on their own, the pool's statement_timeout ends it).
+ * It gives the row back because that is safe whoever else is alive: the send made no request
+ * after Graph's 401 (a definite no), so the row goes back unsent and uncounted, due at once; a
+ * peer with a token sends it, and a worker alone claims it again, a history entry and a claim
+ * more, nothing lost or sent twice. Kept instead, it has no deadline left to wait for a token in
+ * (a request past it could outlive the lease's margin and meet a reclaimer's send: sent twice,
+ * graph-request.ts): it would go back token_timeout, due later, when a live peer could send it now.
  */
 export function createLoneTokenWait(d: {
+  /** The worker's statements (the statement route), where a read runs under the pool's statement_timeout. */
   db: Kysely<Database>
+  /** Where a read in a send runs under a statement_timeout of its own (DrainerDeps.poolDb); absent: on `db`. */
+  poolDb?: Kysely<Database>
   workerId: string
   log: Logger
   stopping: AbortSignal
@@ -55,12 +82,21 @@ export function createLoneTokenWait(d: {
     if (d.stopping.aborted) resolve()
     else d.stopping.addEventListener('abort', () => resolve(), { once: true })
   })
-  /** The slow request's end and whether the row is kept for it; null once it has ended. */
-  function ask(): { ends: Promise<void>; alone: Promise<boolean> } | null {
+  /**
+   * The slow request's end and whether the row is kept for it; null once it has ended. The read,
+   * when a send asks it first, is cancelled after `withinMs` (what is left of that send's
+   * deadline); one a row before its send asked first, by the pool's statement_timeout. Each
+   * asker's wait for it ends by its own bound, whichever asked first.
+   */
+  function ask(withinMs?: number): { ends: Promise<void>; alone: Promise<boolean> } | null {
     const ends = d.heldForToken()
     if (ends === null) return null
     if (asked?.ends !== ends) {
-      const alone = anotherWorkerLive(d.db, d.workerId).then(
+      const read =
+        withinMs !== undefined && d.poolDb
+          ? anotherWorkerLive(d.poolDb, d.workerId, withinMs)
+          : anotherWorkerLive(d.db, d.workerId)
+      const alone = read.then(
         (other) => !other,
         (err: unknown) => {
           d.log.warn('could not read whether another worker could take the rows', { err })
@@ -76,15 +112,34 @@ export function createLoneTokenWait(d: {
       const slow = ask()
       // Ended since the row was found waiting: it goes on, the gate's next look tells a failure.
       if (slow === null) return true
-      if (!(await slow.alone)) return false
+      // The request ended (or a stop began) before the read answered: the answer is moot, the
+      // row goes on as above; the read ends in the background, under its statement_timeout.
+      const first = await Promise.race([slow.alone, slow.ends, stopped])
+      if (first === false) return false
       await Promise.race([slow.ends, stopped])
       return true
     },
-    async inSend() {
-      const slow = ask()
+    async inSend(deadline, leftMs) {
+      const slow = ask(leftMs)
       // Ended since: its token (or failure) is the send's at once.
-      if (slow === null || (await slow.alone)) return d.stopping
-      return null
+      if (slow === null) return d.stopping
+      const alone = await answeredBy(slow.alone, deadline)
+      if (alone === true) return d.stopping
+      // A stop that ended the wait for the answer releases the row as a stop does, unsent.
+      return alone === 'unanswered' && d.stopping.aborted ? d.stopping : null
     },
   }
+}
+
+/** `alone`'s answer, or 'unanswered' once `deadline` aborts first (the read left to its own bound). */
+function answeredBy(
+  alone: Promise<boolean>,
+  deadline: AbortSignal,
+): Promise<boolean | 'unanswered'> {
+  if (deadline.aborted) return Promise.resolve('unanswered')
+  return new Promise((resolve) => {
+    const onAbort = () => resolve('unanswered')
+    deadline.addEventListener('abort', onAbort, { once: true })
+    void alone.then(resolve).finally(() => deadline.removeEventListener('abort', onAbort))
+  })
 }

@@ -76,9 +76,11 @@ export type SendOutcome =
  * the cached one, Entra unanswered for TOKEN_SLOW_MS): null to give the row back unsent and due at
  * once, for a worker with a token; else the send waits for its token within its deadline, as a
  * row before its send does, until the signal answered aborts (a stop begun: released, unsent).
- * Absent: given back.
+ * Absent: given back. Invariant: it answers by `deadline` (the send's, aborted when it passes or a
+ * stop aborts the send), `leftMs` of it left when asked: a database read it makes is bounded by
+ * them, not by the pool's statement_timeout, which outlasted the deadline.
  */
-export type TokenSlowKeep = () => Promise<AbortSignal | null>
+export type TokenSlowKeep = (deadline: AbortSignal, leftMs: number) => Promise<AbortSignal | null>
 
 export interface Sender {
   readonly name: string

@@ -116,7 +116,7 @@ export function createGraphRequest(d: {
       if (await turnsSlow(pending)) {
         // A worker alone keeps the row for the one request (no other could take it given back):
         // within the send's deadline, as before the give-back; a stop ends the wait, unsent.
-        const until = (await kept?.()) ?? null
+        const until = (await kept?.(deadline, deadlineAt - monotonicNow(d.clock))) ?? null
         if (until === null) return { failed: TOKEN_SLOW, unsent: true }
         shutdown = AbortSignal.any([signal, until])
         pending = abortable(pending, until)

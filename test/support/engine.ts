@@ -74,6 +74,7 @@ export function createTestEngine(
   const drainer = createDrainer({
     dbName: 'test',
     db: (o.handle ?? t).statements.db,
+    poolDb: (o.handle ?? t).db,
     sender,
     gate: openGate,
     slots: createSlots(config.concurrency),
