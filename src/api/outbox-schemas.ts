@@ -126,7 +126,7 @@ export const OutboxDetail = OutboxItem.extend({
   history: z.array(OutboxAttempt),
   mayHaveBeenDelivered: z.boolean().openapi({
     description:
-      "Whether a send may have delivered the row, as the bulk filter's and the list's mayHaveBeenDelivered read it: sent; keeping an interrupted send's mark (sendStartedAt); or with a send held ambiguous_send in its history (held now, or retried since). True for a failed or cancelled row: look for it in the mailbox's Sent Items before retrying it. The list's items do not carry it (a probe of each row's history a page): filter by it instead",
+      "Whether a send may have delivered the row, as the bulk filter's and the list's mayHaveBeenDelivered read it: sent; keeping an interrupted send's mark (sendStartedAt); or with a send held ambiguous_send in its history (held now, or retried since). False otherwise, as for a row cancelled before any send. True on a failed or cancelled row says: look for it in the mailbox's Sent Items before retrying it. The list's items do not carry it (a probe of each row's history a page): filter by it instead",
   }),
 }).openapi('OutboxDetail')
 
