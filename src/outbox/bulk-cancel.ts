@@ -38,7 +38,7 @@ interface BulkCancelResult {
 // (sql/0155): a pending candidate is judged from the claim index, never its heap page (only those
 // few rows' pages are read, for the mark). One without the mark (an older binary's) is cancelled
 // at once, as pendingCancelRecorded lets a single cancel do.
-const cancellable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+export const cancellable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
   eb.and([
     notStarted(eb),
     eb.or([eb('status', '=', 'pending'), eb('cancel_requested_at', 'is', null)]),
