@@ -44,15 +44,19 @@ export async function countRequeueable(
   span: BulkLoopSpan | null = null,
 ): Promise<number> {
   const within = withinSenders(senders)
+  // mayHaveBeenDelivered apart: checked on the rows the rest matches, their history read at once.
+  const { mayHaveBeenDelivered: delivered, ...cheap } = filter
   const where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.and([
-      matchOutbox(eb, filter, scopeTenant),
+      matchOutbox(eb, cheap, scopeTenant),
       requeueable(eb),
       inside ? within(eb) : eb.not(within(eb)),
       inSpan(span)(eb),
     ])
   const code = codeFirst(filter, scopeTenant)
-  return code === null ? countMatching(db, where) : countFinishedWithCode(db, code, where, span)
+  return code === null
+    ? countMatching(db, where, delivered)
+    : countFinishedWithCode(db, code, where, span, delivered)
 }
 
 /** The statuses a retry takes rows from that the filter's status leaves. */

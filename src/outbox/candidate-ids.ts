@@ -8,6 +8,7 @@ import {
   sql,
 } from 'kysely'
 import type { Database, OutboxStatus } from '../db/schema.ts'
+import { countDelivered } from './delivered-count.ts'
 import { DELIVERY_POSSIBLE_COLUMNS, deliveryPossibleOf } from './delivery-possible.ts'
 
 /** A condition on outbox rows, as the bulk actions build theirs. */
@@ -108,8 +109,23 @@ export async function lowestMatching(
   return rows.map((r) => String(r.id))
 }
 
-/** How many rows match `where` now: what a bulk action's dry run reports. */
-export async function countMatching(db: Kysely<Database>, where: Where): Promise<number> {
+/**
+ * How many rows match `where` now: what a bulk action's dry run reports. A filter's
+ * mayHaveBeenDelivered, `delivered`, left out of `where`, is checked on the rows matching it,
+ * their history read at once (countDelivered).
+ */
+export async function countMatching(
+  db: Kysely<Database>,
+  where: Where,
+  delivered?: boolean,
+): Promise<number> {
+  if (delivered !== undefined) {
+    const candidates = db
+      .selectFrom('mailer.email_outbox')
+      .select([...DELIVERY_POSSIBLE_COLUMNS])
+      .where(where)
+    return countDelivered(db, candidates, delivered)
+  }
   const r = await db
     .selectFrom('mailer.email_outbox')
     .select((eb) => eb.fn.countAll<string>().as('n'))
@@ -164,18 +180,22 @@ const withFinishedCoded = (
 /**
  * countMatching for rows whose last_error_code is `code` among the failed and cancelled ones (`where`
  * still checked whole): their ids first (withFinishedCoded), then each of them in the heap for the
- * rest of `where` (a retry's expires_at is in the heap alone).
+ * rest of `where` (a retry's expires_at is in the heap alone). `delivered` as countMatching's.
  */
 export async function countFinishedWithCode(
   db: Kysely<Database>,
   code: string,
   where: Where,
   span: IdSpan | null = null,
+  delivered?: boolean,
 ): Promise<number> {
-  const r = await withFinishedCoded(db, code, ['failed', 'cancelled'], span)
+  const matching = withFinishedCoded(db, code, ['failed', 'cancelled'], span)
     .selectFrom('mailer.email_outbox')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
     .where((eb) => eb.and([eb('id', 'in', eb.selectFrom('coded').select('id')), where(eb)]))
+  if (delivered !== undefined)
+    return countDelivered(db, matching.select([...DELIVERY_POSSIBLE_COLUMNS]), delivered)
+  const r = await matching
+    .select((eb) => eb.fn.countAll<string>().as('n'))
     .executeTakeFirstOrThrow()
   return Number(r.n)
 }
