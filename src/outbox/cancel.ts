@@ -3,7 +3,7 @@ import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
 import { earlierInterrupted } from './earlier-interrupted.ts'
-import { kindLit } from './history-kind.ts'
+import { kindLit, OLD_BOTH, OLD_EARLIER } from './history-kind.ts'
 import { summarySelection } from './lease-owner-name.ts'
 import { afterMessage, afterWords, EARLIER_SEND_MAY_HAVE_DELIVERED } from './may-have-delivered.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
@@ -23,6 +23,18 @@ export const outcomeOf = (status: string): CancelOutcome =>
 /** The words a cancel appends naming an interrupted send its history holds unmarked (earlier-interrupted.ts). */
 const EARLIER_SEND = afterWords(EARLIER_SEND_MAY_HAVE_DELIVERED)
 
+/**
+ * A kept error that names an earlier interrupted send already: in this release's words, or in an
+ * earlier release's (history-kind.ts: a failure it wrote, then retried through the API by this
+ * one), which the cancel must not name it after again in other words. Never null.
+ */
+const earlierSendNamed = sql<boolean>`(${sql.join(
+  [EARLIER_SEND_MAY_HAVE_DELIVERED, OLD_EARLIER, OLD_BOTH].map(
+    (words) => sql`strpos(coalesce(last_error, ''), ${sql.lit(words)}) > 0`,
+  ),
+  sql` or `,
+)})`
+
 // The first request's time is kept, so repeating a cancel is harmless. A pending row that keeps an
 // interrupted send's mark may have been delivered: it stays pending, due now, for a worker to look
 // that send up and settle it (a user who cancels learns whether the mail went). Only its first
@@ -37,7 +49,7 @@ export const cancelSet = {
   // pacing turn's (mailbox_paced) is our own, wholly: after "; " (may-have-delivered.ts).
   last_error: sql<string | null>`case when status = 'pending' and send_started_at is null
       and last_error_code is distinct from 'ambiguous_send'
-      and strpos(coalesce(last_error, ''), ${sql.lit(EARLIER_SEND_MAY_HAVE_DELIVERED)}) = 0
+      and not ${earlierSendNamed}
       and ${earlierInterrupted(sql`email_outbox.id`, sql`email_outbox.last_error_code`)}
     then coalesce(last_error || case when last_error_code = ${sql.lit(PACED_CODE)}
                                      then ${sql.lit(EARLIER_SEND)}

@@ -257,6 +257,36 @@ describe('a row retried after its held send, then cancelled through the API whil
     expect(await cancelOutboxRow(t.db, id, null)).toMatchObject({ status: 'cancelled' })
     await endsSaying(id, 'cancelled', 'expired', MAY_HAVE_GONE, CANCELLED_HERE)
   })
+
+  test('retried again after a failure an earlier release worded (history-kind.ts OLD_EARLIER), cancelled by its id or in bulk: its words name that send once, as that release wrote them', async () => {
+    // As a release before may-have-delivered.ts failed such a row (a refusal, its template gone,
+    // out of attempts each answered for sure), then retried through the API by this one.
+    const OLD_WORDS =
+      'template "welcome" not found (an earlier send was interrupted and may have delivered it)'
+    const failedByAnEarlierRelease = async () => {
+      const id = await heldThenRetried()
+      const [lease] = await claim()
+      await settleOne(id, lease!.token, {
+        kind: 'failed',
+        code: 'template_not_found',
+        message: 'template "welcome" not found',
+      })
+      await t.pool.query('update mailer.email_outbox set last_error = $2 where id = $1', [
+        id,
+        OLD_WORDS,
+      ])
+      expect(await requeueOutboxRow(t.db, id, null)).not.toBeNull()
+      return id
+    }
+    const one = await failedByAnEarlierRelease()
+    expect(await cancelOutboxRow(t.db, one, null)).toMatchObject({ status: 'cancelled' })
+    await endsSaying(one, 'cancelled', 'template_not_found', OLD_WORDS, CANCELLED_HERE)
+    const bulk = await failedByAnEarlierRelease()
+    expect(await cancelMatching(t.db, { ids: [bulk] }, null, { limit: 10 })).toMatchObject({
+      cancelled: 1,
+    })
+    await endsSaying(bulk, 'cancelled', 'template_not_found', OLD_WORDS, CANCELLED_HERE)
+  })
 })
 
 test('a row retried after its held send, cancelled while claimed and reclaimed after its worker stopped, names that earlier send', async () => {
