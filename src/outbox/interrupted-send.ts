@@ -77,6 +77,7 @@ export async function resolveAmbiguity(
   if (typeof verdict === 'object' && 'rejected' in verdict) {
     // The sender mailbox does not exist: a send from it would be refused and fail the row with
     // this code at once, so the lookup does the same rather than ask again until the deadline.
+    // The send it looked up stays unresolved: the failure names it (settle-last-error.ts).
     const { code, message, httpStatus, requestId } = verdict.rejected
     await finish(
       r.lease,
@@ -85,6 +86,7 @@ export async function resolveAmbiguity(
         code,
         message: `the mailbox lookup of an interrupted send was refused: ${message}`,
         ambiguous: true,
+        lookupRefused: true,
       },
       { httpStatus, requestId },
     )

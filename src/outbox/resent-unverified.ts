@@ -122,7 +122,8 @@ export const interruptedSendBefore = (id: RawBuilder<unknown>, before?: RawBuild
  * Resent (above) of the last send (endsASend: a retry, a lease_expired but a lookup's stop, a
  * gateway's 504 given back) in the history of a row `i` out of attempts after its lookup could not
  * tell (settle-item.ts: exhausted, its mark kept), whose settlement no longer knows it (the row
- * waited between, lookups on: settle-item.ts lookUpFirst).
+ * waited between, lookups on: settle-item.ts lookUpFirst), or failed as its lookup was refused for
+ * good (settle-item.ts lookupRefused), whose settlement never knew it.
  * A retry names it at its end (lastSendMayHaveDelivered): read so. Otherwise (an older binary's
  * entry): a mark that outlived a send answered for sure is an earlier send's, as only an unverified
  * resend keeps it. A worker stopped during the send (lease_expired) named nothing: its send is taken

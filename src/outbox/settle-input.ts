@@ -21,6 +21,7 @@ export function settleInput(items: readonly SettleItem[], storable: Fit) {
         ${col((i, s) => i.cancelRequested === true && i.ambiguous === true && (s.kind === 'released' || (s.kind === 'retry' && s.throttled)))}::bool[],
         ${col((_, s) => s.kind === 'retry' && s.lookupWait === true)}::bool[],
         ${col((i) => i.pastExpiry === true)}::bool[],
-        ${col((_, s) => (s.kind === 'retry' && s.resentUnverified ? (s.resentUnverified.sendAmbiguous ? 'both' : 'earlier') : s.kind === 'failed' && s.resentUnverified ? 'earlier' : null))}::text[]
-      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id, past, look_first, look_again, lookup_wait, past_expiry, resent)`
+        ${col((_, s) => (s.kind === 'retry' && s.resentUnverified ? (s.resentUnverified.sendAmbiguous ? 'both' : 'earlier') : s.kind === 'failed' && s.resentUnverified ? 'earlier' : null))}::text[],
+        ${col((_, s) => s.kind === 'failed' && s.lookupRefused === true)}::bool[]
+      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id, past, look_first, look_again, lookup_wait, past_expiry, resent, lookup_refused)`
 }

@@ -17,6 +17,12 @@ export type Settlement =
        * resentUnverified): it delivered nothing, and its failure names that earlier send.
        */
       resentUnverified?: true
+      /**
+       * The lookup of the interrupted send was refused for good (404: the row's mailbox does not
+       * exist): its failure names the send that may have delivered the row, as an out-of-attempts
+       * failure after a lookup that cannot tell does.
+       */
+      lookupRefused?: true
     }
   | {
       kind: 'expired'

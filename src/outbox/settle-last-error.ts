@@ -46,7 +46,10 @@ const EARLIER_TOO = sql`case when ${earlierInterrupted(sql`o.id`, sql`o.last_err
 const LAST_OR_EARLIER_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(
   sql`coalesce(i.resent, ${EARLIER_TOO})`,
 )
-/** As LAST_OR_EARLIER_MAY_HAVE_DELIVERED, of a row out of attempts after its lookup: its last send read from its history. */
+/**
+ * As LAST_OR_EARLIER_MAY_HAVE_DELIVERED, of a row out of attempts after its lookup, or whose lookup
+ * was refused for good (Settlement lookupRefused): its last send read from its history.
+ */
 const LOOKED_UP_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(
   sql`coalesce(${resentOfLastSend}, ${EARLIER_TOO})`,
 )
@@ -124,9 +127,12 @@ export const settledLastError = sql`case l.verdict
                -- A refused unverified resend (Settlement resentUnverified) names the earlier send;
                -- any other failure of an unmarked row (a refusal, its template gone) an interrupted
                -- send its history holds (earlier-interrupted.ts), alike; a new hold names its own.
+               -- A lookup refused for good (404) names the send it looked up, as a lookup that cannot
+               -- tell does once the row is out of attempts.
                -- (CASE, not OR: the history is read only when the first arm does not hold.)
                when 'failed' then i.message || case when i.kind = 'failed' and i.resent = 'earlier'
                                                     then ${EARLIER}
+                                                    when i.lookup_refused then ${LOOKED_UP_MAY_HAVE_DELIVERED}
                                                     when not i.ambiguous and i.code <> 'ambiguous_send'
                                                          and ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}
                                                     then ${EARLIER} else '' end

@@ -1082,19 +1082,24 @@ describe('crash ambiguity', () => {
     await e.events.waitFor(settledFor(id))
     expect(e.sender.calls).toEqual([])
     const row = await rowOf(t, id)
+    // The interrupted send is still unresolved, and the words say it may have delivered the row,
+    // as every other ending of such a row does: retried once the mailbox exists, it is looked up first.
+    const REFUSED =
+      "the mailbox lookup of an interrupted send was refused: The requested user '[address]' is invalid. (that send may have delivered it)"
     expect(row).toMatchObject({
       status: 'failed',
       attempts: 1,
       last_error_code: 'ErrorInvalidUser',
+      last_error: REFUSED,
     })
-    // The interrupted send is still unresolved: retried once the mailbox exists, it is looked up first.
     expect(row.send_started_at).not.toBeNull()
-    expect(await attemptsOf(t, id, 'outcome, error_code, http_status, request_id')).toEqual([
+    expect(await attemptsOf(t, id, 'outcome, error_code, http_status, request_id, error')).toEqual([
       {
         outcome: 'failed',
         error_code: 'ErrorInvalidUser',
         http_status: 404,
         request_id: 'req-404',
+        error: REFUSED,
       },
     ])
   })

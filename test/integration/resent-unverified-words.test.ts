@@ -285,6 +285,48 @@ test('an older binary\'s cancel or lookup refusal that left an interrupted send 
   ])
 })
 
+test('a lookup refused for good (404: the mailbox does not exist) names the send that may have delivered the row: that send, the earlier interrupted one after a resend answered for sure, both after a resend interrupted too', async () => {
+  const REFUSED =
+    'the mailbox lookup of an interrupted send was refused: The requested user is invalid.'
+  /** A row whose first attempt ended as `before`, its lookup at the next claim refused: its failure. */
+  const refusedAfter = async (before: Entry) => {
+    const id = await markedRow(1, [before])
+    const [lookup] = await claimOne()
+    expect(lookup?.ambiguous).toBe(true)
+    // As interrupted-send.ts settles a lookup Graph answered 404 for the row's own mailbox.
+    const settlement: Settlement = {
+      kind: 'failed',
+      code: 'ErrorInvalidUser',
+      message: REFUSED,
+      ambiguous: true,
+      lookupRefused: true,
+    }
+    await settleLeases(
+      t.db,
+      [{ id, token: lookup!.token, settlement, ambiguous: true, startedAt: null }],
+      { workerId: 'w', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86_400 },
+    )
+    const row = await rowOf(t, id)
+    return [row.status, row.last_error, row.send_started_at !== null]
+  }
+  expect([
+    await refusedAfter([1, 'retry', 'timeout', TIMED_OUT]),
+    await refusedAfter([
+      1,
+      'retry',
+      'InternalServerError',
+      `Internal Server Error${EARLIER}`,
+      500,
+      'resent',
+    ]),
+    await refusedAfter([1, 'retry', 'timeout', `${TIMED_OUT}${BOTH}`, null, 'resent_interrupted']),
+  ]).toEqual([
+    ['failed', `${REFUSED}${THAT}`, true],
+    ['failed', `${REFUSED}${EARLIER}`, true],
+    ['failed', `${REFUSED}${BOTH}`, true],
+  ])
+})
+
 test("a resend's retry that named both sends, then its lookup: the failure names them once when it cannot tell, and neither when it found nothing", async () => {
   const resent = () =>
     markedRow(2, [
