@@ -285,12 +285,16 @@ test('an older binary\'s cancel or lookup refusal that left an interrupted send 
   ])
 })
 
-test('a lookup refused for good (404: the mailbox does not exist) names the send that may have delivered the row: that send, the earlier interrupted one after a resend answered for sure, both after a resend interrupted too', async () => {
+test('a lookup refused for good (404: the mailbox does not exist) names the send that may have delivered the row: that send, the earlier interrupted one after a resend answered for sure, both after a resend interrupted too or a hold retried', async () => {
   const REFUSED =
     'the mailbox lookup of an interrupted send was refused: The requested user is invalid.'
   /** A row whose first attempt ended as `before`, its lookup at the next claim refused: its failure. */
-  const refusedAfter = async (before: Entry) => {
-    const id = await markedRow(1, [before])
+  const refusedAfter = async (...before: Entry[]) => {
+    const id = await markedRow(1, before)
+    // The last attempt's code, as its settlement left it (earlier-interrupted.ts reads a row with one).
+    await t.pool.query(`update mailer.email_outbox set last_error_code = 'timeout' where id = $1`, [
+      id,
+    ])
     const [lookup] = await claimOne()
     expect(lookup?.ambiguous).toBe(true)
     // As interrupted-send.ts settles a lookup Graph answered 404 for the row's own mailbox.
@@ -320,9 +324,20 @@ test('a lookup refused for good (404: the mailbox does not exist) names the send
       'resent',
     ]),
     await refusedAfter([1, 'retry', 'timeout', `${TIMED_OUT}${BOTH}`, null, 'resent_interrupted']),
+    // Held for review before (ambiguous_send, the mark cleared), retried, and interrupted again.
+    await refusedAfter(
+      [
+        1,
+        'failed',
+        'ambiguous_send',
+        'an earlier interrupted send may have delivered it; held for review (retry it to send)',
+      ],
+      [1, 'retry', 'timeout', TIMED_OUT],
+    ),
   ]).toEqual([
     ['failed', `${REFUSED}${THAT}`, true],
     ['failed', `${REFUSED}${EARLIER}`, true],
+    ['failed', `${REFUSED}${BOTH}`, true],
     ['failed', `${REFUSED}${BOTH}`, true],
   ])
 })
