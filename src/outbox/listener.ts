@@ -3,6 +3,7 @@ import { monotonicNow, waitAtMost } from '../clock.ts'
 import { createFailureRun } from '../failure-run.ts'
 import type { ListenerState } from './events.ts'
 import { takeHolderLock } from './holder-lock.ts'
+import { serverKeepaliveAsk } from './listen-keepalive.ts'
 import { connectListening, destroyClient, newListenClient } from './listen-session.ts'
 import type { ListenerDeps } from './listener-deps.ts'
 import { watchListening } from './listening-watch.ts'
@@ -32,6 +33,7 @@ export function createListener(d: ListenerDeps): Listener {
   const stopping = new AbortController()
   const checkTimeoutMs = d.checkTimeoutMs ?? 5_000
   const maxBackoffMs = d.maxBackoffMs ?? 10_000
+  const askServerKeepalive = serverKeepaliveAsk(d, checkTimeoutMs)
   // A database down for an hour: a few lines (its start, a new cause, every 5 minutes), not one
   // per reconnect (5-10 s apart); the reconnect's own line says how many failed.
   const connects = createFailureRun({
@@ -69,6 +71,9 @@ export function createListener(d: ListenerDeps): Listener {
       })
       if (stopping.signal.aborted) return 'lost'
       if (pid === null) return 'pooled'
+      // Before the lock: a vanished machine's session, and the lock with it, ends within about a
+      // minute (server-keepalive.ts), not the system's 2 hours, so peers stop counting it live.
+      await askServerKeepalive(client)
       // Before the session is shared or listening is told: its statements are this one's alone.
       if (d.holder !== undefined)
         lockNote = await takeHolderLock(client, d.holder, { ...d, timeoutMs: checkTimeoutMs, held })

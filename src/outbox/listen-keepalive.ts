@@ -1,0 +1,31 @@
+// The LISTEN session's ask for the server's TCP keepalive (server-keepalive.ts), made once per session before it takes the liveness lock; a refusal told once.
+import type pg from 'pg'
+import { waitAtMost } from '../clock.ts'
+import { serverKeepaliveFor, setServerKeepalive } from '../db/server-keepalive.ts'
+import type { ListenerDeps } from './listener-deps.ts'
+
+/**
+ * The ask each of a listener's sessions makes once connected (a direct one: a pooler's LISTEN is
+ * not kept), bounded by a check's timeout. A failure leaves the session as it was (the system's
+ * keepalive: a vanished machine's lock lasts hours, as before) and never stops it: a server or
+ * proxy that refuses it refuses every session's, so it is told once, the listener's first.
+ */
+export function serverKeepaliveAsk(
+  d: Pick<ListenerDeps, 'db' | 'log' | 'clock' | 'checkIntervalMs'>,
+  timeoutMs: number,
+): (client: pg.Client) => Promise<void> {
+  const keepalive = serverKeepaliveFor(d.checkIntervalMs)
+  let told = false
+  return async (client) => {
+    try {
+      await waitAtMost(d.clock, setServerKeepalive(client, keepalive), timeoutMs)
+    } catch (err) {
+      if (told) return
+      told = true
+      d.log.warn(
+        "could not set the LISTEN session's TCP keepalive on the server; if this machine vanishes, other workers count it live until the server's own keepalive ends its session (2 hours by default)",
+        { db: d.db, err },
+      )
+    }
+  }
+}
