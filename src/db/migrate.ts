@@ -22,6 +22,7 @@ import { planMigrations, runsOutsideTransaction } from './migration-plan.ts'
 import { ensureMigrationsTable, readApplied } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
 import { assertEncodingTakesMigrations, notUtf8Warning } from './server-encoding.ts'
+import { serverKeepaliveFor, setServerKeepalive } from './server-keepalive.ts'
 import { CONNECT_TIMEOUT_MS, SessionClient } from './session-settings.ts'
 
 interface MigrateOptions {
@@ -88,6 +89,15 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
     // A role's or database's statement_timeout (managed Postgres often sets one) would cancel a
     // long index build, and every rerun of it; waits stay bounded by lock_timeout.
     await client.query(`set statement_timeout = 0; set lock_timeout = ${lockTimeoutMs}`)
+    // Before the lock: a migrator whose machine vanishes (a release machine lost mid-run) would
+    // hold it, and a migration's table locks, for the system's 2 hours of keepalive, every later
+    // migrate giving up on it. Not a check's interval to outlast: the shortest give-up.
+    await setServerKeepalive(client, serverKeepaliveFor(0)).catch((err: unknown) =>
+      o.log.warn(
+        "could not set migrate's TCP keepalive on the server; if this machine vanishes, its migration lock stays held until the server's own keepalive ends its session (2 hours by default)",
+        { err },
+      ),
+    )
     // Before the schema or its table is made: a new install gets nothing in an encoding not UTF8,
     // an existing one nothing its encoding cannot hold.
     const encoding = await assertEncodingTakesMigrations(client, list)

@@ -28,12 +28,12 @@ export interface ServerKeepalive {
 const SHORTEST_GIVE_UP_SECONDS = 60
 
 /**
- * What a LISTEN session checked every `checkIntervalMs` asks for: the server gives a silent client
- * up after 60 s, or two checks and 20 s if longer, to a multiple of 6 s (half of it idle, then
- * three probes). Never sooner than a live worker notices its own session cut (within two checks and
- * 10 s, when its statements ride the session; deploy/README.md): a server that ended the backend of
- * a worker still sending first would free its send slots under it, and others would send past
- * GRAPH_MAX_CONCURRENCY.
+ * What a LISTEN session checked every `checkIntervalMs` asks for (0: a session no check watches,
+ * migrate's): the server gives a silent client up after 60 s, or two checks and 20 s if longer, to
+ * a multiple of 6 s (half of it idle, then three probes). Never sooner than a live worker notices
+ * its own session cut (within two checks and 10 s, when its statements ride the session;
+ * deploy/README.md): a server that ended the backend of a worker still sending first would free
+ * its send slots under it, and others would send past GRAPH_MAX_CONCURRENCY.
  */
 export function serverKeepaliveFor(checkIntervalMs: number): ServerKeepalive {
   const needed = 2 * Math.ceil(checkIntervalMs / 1000) + 20
