@@ -135,12 +135,44 @@ export function createStatementRoute(
     },
     end: async () => {},
   }
+  // A statement on the session taken at once: heard and the session freed in the answer's own
+  // callback, before its caller's turn (as the try/finally below frees it), and one turn of the
+  // event loop sooner (a pickup's claim answer goes this way to its send).
+  const onTakenSession = <R extends pg.QueryResultRow>(
+    client: pg.Client,
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> => {
+    let answer: Promise<pg.QueryResult<R>>
+    try {
+      answer = client.query<R>(text, values)
+    } catch (error) {
+      free()
+      return Promise.reject(error)
+    }
+    return answer.then(
+      (r) => {
+        lastAnswerAt = now()
+        answered?.()
+        free()
+        return r
+      },
+      (error: unknown) => {
+        lastAnswerAt = null
+        free()
+        throw error
+      },
+    )
+  }
   // A statement's turn, Kysely's (db) or not: a connection reserved, one query, released.
-  const query = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) => {
+  const query = <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) => {
     // The session free (no owner's turn on it): taken at once, as connect would take it, with no
     // turn of the event loop before the statement goes out (a pickup's claim takes this way).
     const taken = ownerTurn ? null : take()
-    const client = taken ? lease(taken) : await routed.connect()
+    return taken ? onTakenSession<R>(taken, text, values) : queryConnected<R>(text, values)
+  }
+  const queryConnected = async <R extends pg.QueryResultRow>(text: string, values: unknown[]) => {
+    const client = await routed.connect()
     try {
       // pg's full result, typed by Kysely's narrower client interface.
       return (await client.query<R>(text, values)) as unknown as pg.QueryResult<R>
