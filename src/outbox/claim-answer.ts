@@ -34,7 +34,7 @@ export function parseClaim<T>(
   if (text === null || text === undefined) return null
   const claim = JSON.parse(text) as T
   const leases = leasesOf(claim)
-  if (!leases.some((r) => holdsNumber(r[7]))) return claim
+  if (!anyNumberIn(leases)) return claim
   const exact = parseExactNumbers(text) as T | null
   if (exact === null) return claim
   const exactLeases = leasesOf(exact)
@@ -58,4 +58,16 @@ export function toLease(r: LeaseTuple, token: string): Lease {
     started: r[11],
     pastAttempts: r[10] && r[2] > r[3],
   }
+}
+
+/**
+ * Whether any lease's source row holds a number (holdsNumber). A loop, with a row without a source
+ * row (enqueue_email's) passed over before any array is made: it runs on every pickup's way to its send.
+ */
+function anyNumberIn(leases: readonly LeaseTuple[]): boolean {
+  for (let i = 0; i < leases.length; i++) {
+    const source = leases[i]![7]
+    if (source !== null && holdsNumber(source)) return true
+  }
+  return false
 }

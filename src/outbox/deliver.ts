@@ -1,7 +1,7 @@
 // Delivery of a claimed batch: render, resolve crash ambiguity, last check, send, settle. Never throws per row.
 import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
-import type { Database } from '../db/schema.ts'
+import type { Database, TemplateRow } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { cancelledAsClaimed } from './cancelled-interrupted.ts'
 import type { Lease } from './claim.ts'
@@ -80,13 +80,18 @@ export interface DeliveryDeps {
   keptForTokenInSend?: TokenSlowKeep
 }
 
+// A batch without templated rows renders from none: one empty map for all of them.
+const NO_TEMPLATES: ReadonlyMap<string, TemplateRow> = new Map()
+
 export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): Promise<void> {
   const finish: Finish = (lease, s, extra) => recordOutcome(d, lease, s, extra)
 
   const ready: Ready[] = []
-  let templates: Awaited<ReturnType<typeof loadTemplates>> = new Map()
+  let templates: ReadonlyMap<string, TemplateRow> = NO_TEMPLATES
   let templatesFailed = false
-  const templateNames = leases.flatMap((l) => (l.template ? [l.template] : []))
+  // A loop, no map or array per row: this runs on every pickup's way to its send.
+  const templateNames: string[] = []
+  for (const l of leases) if (l.template) templateNames.push(l.template)
   try {
     // No await without templated rows: each is a hop on the way to the send.
     if (templateNames.length > 0) templates = await loadTemplates(d.db, templateNames)
@@ -137,25 +142,33 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
     // hold them for a while. (No await for rows with nothing to resolve.) A row the resolution
     // settles is settled alongside the sends, not before them: its settlement may wait (another
     // transaction holding the row locked) and the rest of the batch with it.
-    const settleLater: Finish = async (lease, s, extra) => {
-      settling.push(finish(lease, s, extra))
+    let sendable = ready
+    if (anyAmbiguous(ready)) {
+      const settleLater: Finish = async (lease, s, extra) => {
+        settling.push(finish(lease, s, extra))
+      }
+      sendable = (
+        await Promise.all(
+          ready.map(async (r) =>
+            r.lease.ambiguous && !(await resolveInterrupted(d, r, settleLater)) ? null : r,
+          ),
+        )
+      ).filter((r): r is Ready => r !== null)
     }
-    const sendable = ready.some((r) => r.lease.ambiguous)
-      ? (
-          await Promise.all(
-            ready.map(async (r) =>
-              r.lease.ambiguous && !(await resolveInterrupted(d, r, settleLater)) ? null : r,
-            ),
-          )
-        ).filter((r): r is Ready => r !== null)
-      : ready
-    await Promise.all([
-      ...settling,
-      ...sendable.map((r) =>
+    // Each send begun beside the settlements, in this turn: a loop, no spread copies or closure
+    // on every pickup's way to its send (nothing adds to `settling` once its rows are resolved).
+    for (const r of sendable)
+      settling.push(
         sendInSlot(d, r, finish, { lastCheck: !r.lease.started, pauseOnThrottle: null }),
-      ),
-    ])
+      )
+    await Promise.all(settling)
     return
   }
   await Promise.all([...settling, ...ready.map((r) => sendThroughGate(d, r, finish))])
+}
+
+/** Whether a row of the batch has an interrupted earlier send to resolve first (a loop: every pickup asks). */
+function anyAmbiguous(ready: readonly Ready[]): boolean {
+  for (const r of ready) if (r.lease.ambiguous) return true
+  return false
 }

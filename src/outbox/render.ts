@@ -3,7 +3,7 @@ import { isSenderAllowed } from '../config/allowed-senders.ts'
 import { isGraphUserId } from '../config/sender-address.ts'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
-import { headerFieldsBytes, MAX_HEADER_BYTES } from './header-size.ts'
+import { headerFieldsBytes, headerFieldsBytesAtMost, MAX_HEADER_BYTES } from './header-size.ts'
 import { NOT_SENT, RenderError } from './render-error.ts'
 import { renderedBodies, renderTemplate } from './render-template.ts'
 import { renderedAddress } from './rendered-address.ts'
@@ -38,9 +38,28 @@ export function renderLease(
   /** MAIL_FROM_ALLOWED's keys: a sender the row names must be one; null, any. */
   allowedSenders: ReadonlySet<string> | null = null,
 ): OutboundMail {
-  return renderWith(lease, templates, allowedSenders, () =>
-    sendableSender(null, defaultFrom ? parseDefaultFrom(defaultFrom) : null),
-  )
+  return renderWith(lease, templates, allowedSenders, defaultSenderOf(defaultFrom))
+}
+
+// MAIL_FROM as the sender of a row naming none: the same for every row of a process, so made once
+// (frozen, as parseDefaultFrom's), not a closure and a sender per row on each pickup's way to its send.
+let defaultSender: { raw: string | null; unnamed: () => MailAddress | null } | null = null
+function defaultSenderOf(raw: string | null): () => MailAddress | null {
+  if (defaultSender === null || defaultSender.raw !== raw) {
+    let made: MailAddress | null | undefined
+    defaultSender = {
+      raw,
+      // Made at the first row naming none, as before: a row naming its own never reads MAIL_FROM.
+      unnamed: () => {
+        if (made === undefined) {
+          const sender = sendableSender(null, raw ? parseDefaultFrom(raw) : null)
+          made = sender && Object.freeze(sender)
+        }
+        return made
+      },
+    }
+  }
+  return defaultSender.unnamed
 }
 
 const UNKNOWN: unique symbol = Symbol('MAIL_FROM unknown here')
@@ -124,7 +143,10 @@ function checkHeaderSize(
 ): void {
   // The fields it counts, not a copy of the whole mail: this runs on every pickup's way to its send.
   const { subject, to, cc, replyTo, headers } = mail
-  const bytes = headerFieldsBytes({ subject, from: own, to, cc, replyTo, headers })
+  const fields = { subject, from: own, to, cc, replyTo, headers }
+  // Their UTF-16 lengths bound their bytes: far under the limit (every row of ordinary size), no count.
+  if (headerFieldsBytesAtMost(fields) <= MAX_HEADER_BYTES) return
+  const bytes = headerFieldsBytes(fields)
   if (bytes > MAX_HEADER_BYTES)
     throw new RenderError(
       code,
