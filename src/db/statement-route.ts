@@ -152,9 +152,12 @@ export function createStatementRoute(
     }
     return answer.then(
       (r) => {
-        lastAnswerAt = now()
-        answered?.()
-        free()
+        try {
+          lastAnswerAt = now()
+          answered?.()
+        } finally {
+          free()
+        }
         return r
       },
       (error: unknown) => {
