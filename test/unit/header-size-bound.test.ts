@@ -1,5 +1,5 @@
 // The header's bound from lengths (headerFieldsBytesAtMost), which spares the byte count at send: never under the count, and a row past 256 KB still refused.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import {
   headerFieldsBytes,
   headerFieldsBytesAtMost,
@@ -7,6 +7,9 @@ import {
 } from '../../src/outbox/header-size.ts'
 import { renderLease } from '../../src/outbox/render.ts'
 import { claimedLease } from '../support/claimed-lease.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 // One UTF-16 unit of 1, 2 and 3 UTF-8 bytes, a pair of 4, a lone surrogate (written as U+FFFD, 3).
 const KINDS = ['a', 'é', '中', '😀', '\ud800']
