@@ -67,6 +67,7 @@ export function startListeners(
       clock: systemClock,
       wake: (_reason, rowId) => drainers.get(h.name)?.wake(rowId),
       owedRowsHeld: () => drainers.get(h.name)?.owedRowsHeld(),
+      workerStopped: () => drainers.get(h.name)?.workerStopped(),
       onEvent,
       checkIntervalMs: config.worker.listenCheckSeconds * 1000,
       mode: config.worker.listenMode,

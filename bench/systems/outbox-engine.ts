@@ -143,6 +143,7 @@ export function outboxEngineSystem(
         clock: systemClock,
         wake: (_reason, rowId) => d.wake(rowId),
         owedRowsHeld: () => d.owedRowsHeld(),
+        workerStopped: () => d.workerStopped(),
         checkIntervalMs: config.worker.listenCheckSeconds * 1000,
         mode: config.worker.listenMode,
         shared: handle.listenSession,

@@ -19,7 +19,8 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
   // later: never per wake. And once more when the worker's own note of a refusal commits after
   // this block's ask began (askAgain): two workers refused at once each asked before the other's
   // note landed and found the other not refused; the one whose note lands last asks after both
-  // have, and acts.
+  // have, and acts. And once more when a worker that could send stops cleanly (its notification,
+  // worker-stopped-notice.ts): the only working one gone, its turns were kept until the next block.
   let pacedNamed = false
   let pacedAsked = false
   let asking = false
@@ -27,6 +28,11 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
   d.tokenCame?.(() => {
     pacedNamed = false
   })
+  // An ask this block made, or makes now, is owed again; whether one is (the caller wakes the loop).
+  const owe = () => {
+    if (!pacedNamed && (pacedAsked || asking)) askAgain = true
+    return askAgain
+  }
   async function markWaiting() {
     // Taken at once, so that a loop asked to come back for it comes back once.
     const again = askAgain
@@ -70,10 +76,12 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
      * The worker's own entry noted a refusal (credential-refusal-note.ts): an ask this block made
      * before it, or makes now, is owed again. Returns whether one is (the caller wakes the loop).
      */
-    refusalNoted: () => {
-      if (!pacedNamed && (pacedAsked || asking)) askAgain = true
-      return askAgain
-    },
+    refusalNoted: owe,
+    /**
+     * A worker that could send stopped cleanly (worker-stopped-notice.ts): likewise. None owed when
+     * this block has not asked yet (its ask comes), nor once the turns are given up.
+     */
+    workerStopped: owe,
     /** An ask owed again: the loop calls markWaiting once more before it waits. */
     askOwed: () => askAgain,
   }

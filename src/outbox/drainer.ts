@@ -28,6 +28,8 @@ export interface Drainer {
   wake(rowId?: string): void
   /** sql/0116's notification: rows waiting for a mailbox's owed probe stayed locked at its end. */
   owedRowsHeld(): void
+  /** A worker that could send stopped cleanly (worker-stopped-notice.ts): a refused worker asks again whether it is every live worker's refusal. */
+  workerStopped(): void
   /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
   stop(graceMs: number): Promise<void>
   /** Sends the provider accepted whose outcome is not recorded (settlements.ts): each is reclaimed as an interrupted send once its lease expires. */
@@ -213,6 +215,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
     },
     wake,
     owedRowsHeld: () => heldOwedRows.held(),
+    workerStopped: () => {
+      if (blockNaming.workerStopped()) wakeUp?.()
+    },
     async stop(graceMs) {
       const startedAt = monotonicNow(d.clock)
       // Outcomes still to come: the leases whose delivery has not handed its outcome over yet.

@@ -8,6 +8,7 @@ import type { SharedSession } from '../db/shared-session.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler } from './events.ts'
 import { tellsOfHeldOwedRows } from './held-owed-rows.ts'
+import { tellsOfWorkerStop } from './worker-stopped-notice.ts'
 
 export const LISTENER_APPLICATION_NAME = 'outbox-mailer:listener'
 /**
@@ -28,6 +29,7 @@ export function newListenClient(d: {
   log: Logger
   wake: (reason: 'notification', rowId?: string) => void
   owedRowsHeld?: (() => void) | undefined
+  workerStopped?: (() => void) | undefined
   onEvent?: EngineEventHandler | undefined
   shared?: SharedSession | null | undefined
 }): { client: pg.Client; lost: Promise<void> } {
@@ -48,6 +50,8 @@ export function newListenClient(d: {
   client.on('notification', (n) => {
     if (n.channel !== CHANNEL) return
     d.onEvent?.({ type: 'notification', db: d.db })
+    // Before its wake: the loop the wake turns finds the ask owed (block-naming.ts).
+    if (tellsOfWorkerStop(n.payload)) d.workerStopped?.()
     d.wake('notification', notifiedRowId(n.payload))
     if (tellsOfHeldOwedRows(n.payload)) d.owedRowsHeld?.()
   })

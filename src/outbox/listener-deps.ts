@@ -24,6 +24,11 @@ export interface ListenerDeps {
    * can leave its drainer deaf to it; a listener with no drainer says so with a no-op.
    */
   owedRowsHeld: () => void
+  /**
+   * Called on a clean stop's notification (worker-stopped-notice.ts): a worker that could send
+   * left the registry. Required as `owedRowsHeld` is; a listener with no drainer passes a no-op.
+   */
+  workerStopped: () => void
   onEvent?: EngineEventHandler
   checkIntervalMs: number
   checkTimeoutMs?: number

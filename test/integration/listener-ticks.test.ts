@@ -76,6 +76,7 @@ test('a listening session keeps no promise per check interval (a session held fo
     clock,
     wake: () => {},
     owedRowsHeld: () => {},
+    workerStopped: () => {},
     checkIntervalMs: INTERVAL_MS,
     checkTimeoutMs: 5_000,
     mode: 'auto',
@@ -127,6 +128,7 @@ test('a listener reconnecting on a URL of its own keeps no promise per session (
     clock,
     wake: () => {},
     owedRowsHeld: () => {},
+    workerStopped: () => {},
     onEvent: (e) => {
       if (e.type === 'listener' && e.state === 'listening') listening.resolve()
     },

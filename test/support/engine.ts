@@ -62,6 +62,7 @@ export function createTestEngine(
     clock: systemClock,
     wake: (_reason, rowId) => drainer.wake(rowId),
     owedRowsHeld: () => drainer.owedRowsHeld(),
+    workerStopped: () => drainer.workerStopped(),
     onEvent: events.handler,
     checkIntervalMs: config.listenCheckSeconds * 1000,
     checkTimeoutMs: 1000,

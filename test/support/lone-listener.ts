@@ -26,6 +26,7 @@ export function loneListener(url: string, o: Partial<ListenerDeps> = {}): LoneLi
     clock: systemClock,
     wake: () => {},
     owedRowsHeld: () => {},
+    workerStopped: () => {},
     onEvent: events.handler,
     checkIntervalMs: 600_000,
     checkTimeoutMs: 1000,
