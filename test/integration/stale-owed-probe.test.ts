@@ -41,16 +41,31 @@ const oldOwed = async () =>
     )
   ).rows[0]?.probe_owed
 
-/** `n` rows of MAIL_FROM's (no from) scheduled an hour ahead; then the hints' count. */
-async function laterRows(n: number): Promise<number> {
+/** `n` rows of MAIL_FROM's (no from) scheduled `ahead` (an hour when not given); then the hints' count. */
+async function laterRows(n: number, ahead = '1 hour'): Promise<number> {
   await t.pool.query(
     `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb,
-                                 jsonb_build_object('sendAt', now() + interval '1 hour'))
+                                 jsonb_build_object('sendAt', now() + $2::interval))
        from generate_series(1, $1::int)`,
-    [n],
+    [n, ahead],
   )
   const r = await t.pool.query('select count(*)::int as n from mailer.probe_due_hints')
   return r.rows[0].n
+}
+
+/**
+ * Returns once a claim of OLD's worker has searched for its first row and kept that row's time
+ * (probe_due_at): the same statement deleted the hints at or past it (sql/0162), which it may do
+ * to any hint committed before it, so hints counted before this are not yet its to keep.
+ */
+async function oldSearched(): Promise<void> {
+  await pollUntil(async () => {
+    const r = await t.pool.query<{ kept: boolean }>(
+      'select probe_due_at is not null as kept from mailer.mailbox_pacing where mailbox = $1',
+      [OLD],
+    )
+    return r.rows[0]?.kept === true ? true : undefined
+  }, 30_000)
 }
 
 /**
@@ -80,8 +95,11 @@ test('MAIL_FROM changed while a probe is owed for the old mailbox: a worker of t
 test('a rolling deploy: the old MAIL_FROM’s worker still live keeps its probe owed; once it stops, a reclaim of the new one clears it and the hints', async () => {
   await oldProbeOwed()
   // A row of MAIL_FROM's pending: the old worker waits for it to probe (owed still).
-  await laterRows(1)
+  await laterRows(1, '2 hours')
   const old = await startWorker('old-worker', OLD)
+  // Its loop turned, its first claim may still be under way: the hints are written after its
+  // search, as rows sooner than the one it keeps, so they are hints its waiting claim reads.
+  await oldSearched()
   await startWorker('new-worker', NEW)
   expect([await oldOwed(), (await laterRows(100)) >= 100]).toEqual([true, true])
   // Hints already past are read by no claim: a reclaim deletes them, the probe still owed.
