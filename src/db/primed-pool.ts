@@ -11,12 +11,6 @@ import { RetiringPool } from './read-only-server.ts'
  */
 export const PRIME_LOCK_TIMEOUT_MS = 100
 
-type ConnectCallback = (
-  err: Error | undefined,
-  client: pg.PoolClient | undefined,
-  done: (release?: unknown) => void,
-) => void
-
 export interface PoolPrime {
   /** The statements to run once on a new connection (pickup-primes.ts). */
   run: (connection: Queryable) => Promise<void>
@@ -50,7 +44,7 @@ export class PrimedPool extends RetiringPool {
     if (!prime) return
     // Owed at the connection's first release, outside the caller's statements: 'release' is
     // emitted before the connection goes back to the idle list or to a waiting caller, so the
-    // prime is under way (and awaited in #ready) before anyone borrows it again.
+    // prime is under way (and awaited in checkout) before anyone borrows it again.
     const owed = new WeakSet<pg.Client>()
     this.on('connect', (client) => {
       if (prime.wanted()) owed.add(client)
@@ -61,26 +55,14 @@ export class PrimedPool extends RetiringPool {
     })
   }
 
-  async #ready(): Promise<pg.PoolClient> {
-    const client = await super.connect()
+  protected override async checkout(): Promise<pg.PoolClient> {
+    const client = await super.checkout()
     const priming = this.#priming.get(client)
     if (priming) {
       this.#priming.delete(client)
       await priming
     }
     return client
-  }
-
-  override connect(): Promise<pg.PoolClient>
-  override connect(callback: ConnectCallback): void
-  override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | undefined {
-    const connected = this.#ready()
-    if (!callback) return connected
-    connected.then(
-      (client) => callback(undefined, client, (release) => client.release(release as boolean)),
-      (err: Error) => callback(err, undefined, () => {}),
-    )
-    return undefined
   }
 }
 

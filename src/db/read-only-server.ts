@@ -147,12 +147,6 @@ export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): Re
   }
 }
 
-type ConnectCallback = (
-  err: Error | undefined,
-  client: pg.PoolClient | undefined,
-  done: (release?: unknown) => void,
-) => void
-
 /** A pool that closes a retired connection at checkout instead of lending it; the caller gets another. */
 export class RetiringPool extends StartupTimeoutPool {
   readonly #retired: (client: pg.Client) => boolean
@@ -166,24 +160,12 @@ export class RetiringPool extends StartupTimeoutPool {
     this.#retired = retired
   }
 
-  async #checkout(): Promise<pg.PoolClient> {
+  protected override async checkout(): Promise<pg.PoolClient> {
     for (;;) {
-      const client = await super.connect()
+      const client = await super.checkout()
       if (!this.#retired(client)) return client
       // Released with an error, a client is closed and removed, not kept idle.
       client.release(true)
     }
-  }
-
-  override connect(): Promise<pg.PoolClient>
-  override connect(callback: ConnectCallback): void
-  override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | undefined {
-    const connected = this.#checkout()
-    if (!callback) return connected
-    connected.then(
-      (client) => callback(undefined, client, (release) => client.release(release as boolean)),
-      (err: Error) => callback(err, undefined, () => {}),
-    )
-    return undefined
   }
 }

@@ -11,6 +11,7 @@ export function refusesStartupTimeout(err: unknown): boolean {
   return e?.code === '08P01' && typeof e.message === 'string' && REFUSED.test(e.message)
 }
 
+/** pg.Pool.connect's callback form: pg.Pool's own query() checks a client out by it. */
 type ConnectCallback = (
   err: Error | undefined,
   client: pg.PoolClient | undefined,
@@ -48,13 +49,22 @@ export class StartupTimeoutPool extends pg.Pool {
     return true
   }
 
-  override connect(): Promise<pg.PoolClient>
-  override connect(callback: ConnectCallback): void
-  override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | undefined {
-    const connected = super.connect().catch((err: unknown) => {
+  /**
+   * A client to lend, as a promise: what connect() answers in both its forms. A subclass that
+   * checks a client out its own way (read-only-server.ts, primed-pool.ts) overrides this, never
+   * connect(), so the callback form keeps to pg's contract in one place.
+   */
+  protected checkout(): Promise<pg.PoolClient> {
+    return super.connect().catch((err: unknown) => {
       if (!this.dropsStartupTimeout(err)) throw err
       return super.connect()
     })
+  }
+
+  override connect(): Promise<pg.PoolClient>
+  override connect(callback: ConnectCallback): void
+  override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | undefined {
+    const connected = this.checkout()
     if (!callback) return connected
     connected.then(
       (client) => callback(undefined, client, (release) => client.release(release as boolean)),
