@@ -27,30 +27,22 @@ import { settledCounts } from './settled-counts.ts'
  */
 const GIVEN_BACK_SKEW = sql`interval '5 seconds'`
 
-export interface OutboxStats {
+/**
+ * LiveStats's figures, as it reads them, but the rows in play (in `counts`, beside the settled
+ * ones) and the NOTIFY queue's fill: a figure added to LiveStats reaches status too unless named here.
+ */
+export interface OutboxStats
+  extends Omit<LiveStats, 'pending' | 'sending' | 'notificationQueueUsage'> {
   counts: Record<OutboxStatus, number>
-  /**
-   * Seconds since the oldest *due* pending row became due (now() - send_at); rows scheduled in the
-   * future are not lag. Null when nothing is waiting.
-   */
-  oldestPendingAgeSeconds: number | null
-  /** As LiveStats's. */
-  heldBackPending: number
-  /** As LiveStats's. */
-  pastExpiryPending: number
-  /** As LiveStats's: null for a caller confined to a tenant. */
-  pausedMailboxes: number | null
-  /** As LiveStats's: null for a caller confined to a tenant. */
-  pausedMailboxesRefused: number | null
-  /** As LiveStats's: null for a caller confined to a tenant. */
-  refusedMailboxPending: number | null
-  /** As LiveStats's: null for a caller confined to a tenant. */
-  credentialRefused: CredentialRefused | null
 }
 
 export interface LiveStats {
   pending: number
   sending: number
+  /**
+   * Seconds since the oldest *due* pending row became due (now() - send_at); rows scheduled in the
+   * future are not lag. Null when nothing is waiting.
+   */
   oldestPendingAgeSeconds: number | null
   /**
    * Pending rows not due yet because a pacing turn reserved for them (mailbox_paced) or a mailbox's
@@ -194,16 +186,12 @@ export async function outboxStats(
   db: Kysely<Database>,
   scopeTenant: string | null,
 ): Promise<OutboxStats> {
-  const live = await liveStats(db, scopeTenant)
+  const {
+    pending,
+    sending,
+    notificationQueueUsage: _queueUsage,
+    ...live
+  } = await liveStats(db, scopeTenant)
   const settled = await settledCounts(db, scopeTenant)
-  return {
-    counts: { pending: live.pending, sending: live.sending, ...settled },
-    oldestPendingAgeSeconds: live.oldestPendingAgeSeconds,
-    heldBackPending: live.heldBackPending,
-    pastExpiryPending: live.pastExpiryPending,
-    pausedMailboxes: live.pausedMailboxes,
-    pausedMailboxesRefused: live.pausedMailboxesRefused,
-    refusedMailboxPending: live.refusedMailboxPending,
-    credentialRefused: live.credentialRefused,
-  }
+  return { counts: { pending, sending, ...settled }, ...live }
 }
