@@ -11,6 +11,16 @@ const CREDENTIAL = [
   'GRAPH_PRIVATE_KEY_FILE',
   'GRAPH_CLIENT_SECRET',
 ]
+/** What sending reads: the transport, its sender mailboxes and Graph's credential. */
+const TRANSPORT = [
+  'MAIL_TRANSPORT',
+  'MAIL_FILE_DIR',
+  'MAIL_FROM',
+  'MAIL_FROM_ALLOWED',
+  ...CREDENTIAL,
+]
+/** What the API's bearer check reads (api-auth.ts). */
+const API_AUTH = ['API_JWT_SECRET', 'API_JWKS_URL', 'API_JWT_ISSUER', 'API_JWT_AUDIENCE']
 const ROLE = { kind: 'value', shown: '--role all|worker|api', does: '' } as const
 const CONFIG_EXIT = 'bad usage or configuration (the line says which variable or flag)'
 /** An error nothing caught ends these commands at once (uncaught-exit.ts), no report printed. */
@@ -30,18 +40,11 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     },
     env: [
       ...DATABASES,
-      'MAIL_TRANSPORT',
-      'MAIL_FILE_DIR',
-      'MAIL_FROM',
-      'MAIL_FROM_ALLOWED',
-      ...CREDENTIAL,
+      ...TRANSPORT,
       'HOST',
       'PORT',
       'METRICS_PORT',
-      'API_JWT_SECRET',
-      'API_JWKS_URL',
-      'API_JWT_ISSUER',
-      'API_JWT_AUDIENCE',
+      ...API_AUTH,
       'WORKER_CONCURRENCY',
       'LOG_LEVEL',
     ],
@@ -90,15 +93,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
         does: 'the sender mailbox (default: MAIL_FROM); MAIL_FROM_ALLOWED must list it when set',
       },
     },
-    env: [
-      'MAIL_TRANSPORT',
-      'MAIL_FILE_DIR',
-      'MAIL_FROM',
-      'MAIL_FROM_ALLOWED',
-      ...CREDENTIAL,
-      'GRAPH_AUTHORITY_URL',
-      'GRAPH_API_URL',
-    ],
+    env: [...TRANSPORT, 'GRAPH_AUTHORITY_URL', 'GRAPH_API_URL'],
     exits: {
       ok: 'the transport accepted the message',
       failure:
@@ -114,18 +109,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       '--connect': { kind: 'switch', does: 'also reach each database and fetch a Graph token' },
       '--role': { ...ROLE, does: 'check what serve --role would need (default: all)' },
     },
-    env: [
-      ...DATABASES,
-      'MAIL_TRANSPORT',
-      'MAIL_FILE_DIR',
-      'MAIL_FROM',
-      'MAIL_FROM_ALLOWED',
-      ...CREDENTIAL,
-      'API_JWT_SECRET',
-      'API_JWKS_URL',
-      'API_JWT_ISSUER',
-      'API_JWT_AUDIENCE',
-    ],
+    env: [...DATABASES, ...TRANSPORT, ...API_AUTH],
     exits: {
       ok: 'configuration OK',
       failure: UNCAUGHT_EXIT,
