@@ -1,6 +1,7 @@
 // A loopback TCP proxy to Postgres that holds back the server's answer to one statement: the statement runs and commits, its client hears of it only later.
 import net from 'node:net'
 import { listenInPlaceOf } from './loopback-listen.ts'
+import { connectUpstream } from './upstream-connection.ts'
 
 export interface AnswerHoldingProxy {
   /** `target` with the proxy's host and port. */
@@ -24,11 +25,7 @@ export async function startAnswerHoldingProxy(target: string): Promise<AnswerHol
   let trigger: string | null = null
   let held: { client: net.Socket; bytes: Buffer[] } | null = null
   const server = net.createServer((client) => {
-    const upstream = net.connect(Number(u.port), u.hostname)
-    for (const s of [client, upstream]) {
-      sockets.add(s)
-      s.on('error', () => {})
-    }
+    const upstream = connectUpstream(client, u, sockets)
     let mine: { client: net.Socket; bytes: Buffer[] } | null = null
     client.on('data', (b: Buffer) => {
       if (trigger !== null && b.includes(trigger)) {
@@ -42,13 +39,11 @@ export async function startAnswerHoldingProxy(target: string): Promise<AnswerHol
       if (mine && held === mine) mine.bytes.push(b)
       else client.write(b)
     })
-    const close = () => {
-      if (held === mine) held = null
-      client.destroy()
-      upstream.destroy()
-    }
-    client.on('close', close)
-    upstream.on('close', close)
+    // Either socket's close ends both (connectUpstream); what this one held goes with them.
+    for (const s of [client, upstream])
+      s.on('close', () => {
+        if (held === mine) held = null
+      })
   })
   const { url } = await listenInPlaceOf(server, target)
   return {

@@ -1,6 +1,7 @@
 // A loopback TCP proxy to Postgres that holds a connection's bytes at a text until another connection opens: shows what a client opens while it waits.
 import net from 'node:net'
 import { listenInPlaceOf } from './loopback-listen.ts'
+import { connectUpstream } from './upstream-connection.ts'
 
 export interface HoldingProxy {
   /** `target` with the proxy's host and port. */
@@ -27,11 +28,7 @@ export async function startHoldingProxy(target: string): Promise<HoldingProxy> {
       held = null
       released = true
     }
-    const upstream = net.connect(Number(u.port), u.hostname)
-    for (const s of [client, upstream]) {
-      sockets.add(s)
-      s.on('error', () => {})
-    }
+    const upstream = connectUpstream(client, u, sockets)
     let mine: { upstream: net.Socket; bytes: Buffer[] } | null = null
     client.on('data', (b: Buffer) => {
       if (mine && held === mine) {
@@ -47,13 +44,11 @@ export async function startHoldingProxy(target: string): Promise<HoldingProxy> {
       upstream.write(b)
     })
     upstream.on('data', (b) => client.write(b))
-    const close = () => {
-      if (held === mine) held = null
-      client.destroy()
-      upstream.destroy()
-    }
-    client.on('close', close)
-    upstream.on('close', close)
+    // Either socket's close ends both (connectUpstream); what this one held goes with them.
+    for (const s of [client, upstream])
+      s.on('close', () => {
+        if (held === mine) held = null
+      })
   })
   const { url } = await listenInPlaceOf(server, target)
   return {

@@ -1,6 +1,7 @@
 // A loopback TCP proxy to Postgres whose connections can go silent (a dead NAT entry) yet still pass a close.
 import net from 'node:net'
 import { listenInPlaceOf } from './loopback-listen.ts'
+import { connectUpstream } from './upstream-connection.ts'
 
 export interface SilencingProxy {
   /** `target` with the proxy's host and port. */
@@ -27,14 +28,16 @@ export interface SilencingProxy {
  */
 export async function startSilencingProxy(target: string): Promise<SilencingProxy> {
   const u = new URL(target)
-  const pairs = new Set<{ client: net.Socket; upstream: net.Socket; silent: boolean }>()
+  const pairs = new Set<{ silent: boolean }>()
+  const sockets = new Set<net.Socket>()
   let trigger: string | null = null
   let dark = false
   const server = net.createServer((client) => {
-    const upstream = net.connect(Number(u.port), u.hostname)
-    const pair = { client, upstream, silent: dark }
+    const upstream = connectUpstream(client, u, sockets)
+    const pair = { silent: dark }
     pairs.add(pair)
-    for (const s of [client, upstream]) s.on('error', () => {})
+    // Either socket's close ends both (connectUpstream): the pair is open no longer.
+    for (const s of [client, upstream]) s.on('close', () => pairs.delete(pair))
     client.on('data', (b) => {
       if (trigger !== null && !pair.silent && b.includes(trigger)) {
         trigger = null
@@ -45,13 +48,6 @@ export async function startSilencingProxy(target: string): Promise<SilencingProx
     upstream.on('data', (b) => {
       if (!pair.silent) client.write(b)
     })
-    const close = () => {
-      pairs.delete(pair)
-      client.destroy()
-      upstream.destroy()
-    }
-    client.on('close', close)
-    upstream.on('close', close)
   })
   const { url } = await listenInPlaceOf(server, target)
   return {
@@ -69,10 +65,7 @@ export async function startSilencingProxy(target: string): Promise<SilencingProx
     open: () => pairs.size,
     silent: () => [...pairs].filter((p) => p.silent).length,
     close() {
-      for (const p of pairs) {
-        p.client.destroy()
-        p.upstream.destroy()
-      }
+      for (const s of sockets) s.destroy()
       server.close()
     },
   }
