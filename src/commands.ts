@@ -18,9 +18,17 @@ const TRANSPORT = [
   'MAIL_FROM',
   'MAIL_FROM_ALLOWED',
   ...CREDENTIAL,
+  'GRAPH_AUTHORITY_URL',
+  'GRAPH_API_URL',
 ]
 /** What the API's bearer check reads (api-auth.ts). */
-const API_AUTH = ['API_JWT_SECRET', 'API_JWKS_URL', 'API_JWT_ISSUER', 'API_JWT_AUDIENCE']
+const API_AUTH = [
+  'API_JWT_SECRET',
+  'API_JWT_SECRET_PREVIOUS',
+  'API_JWKS_URL',
+  'API_JWT_ISSUER',
+  'API_JWT_AUDIENCE',
+]
 const ROLE = { kind: 'value', shown: '--role all|worker|api', does: '' } as const
 const CONFIG_EXIT = 'bad usage or configuration (the line says which variable or flag)'
 /** An error nothing caught ends these commands at once (uncaught-exit.ts), no report printed. */
@@ -93,7 +101,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
         does: 'the sender mailbox (default: MAIL_FROM); MAIL_FROM_ALLOWED must list it when set',
       },
     },
-    env: [...TRANSPORT, 'GRAPH_AUTHORITY_URL', 'GRAPH_API_URL'],
+    env: TRANSPORT,
     exits: {
       ok: 'the transport accepted the message',
       failure:
