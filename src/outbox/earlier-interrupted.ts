@@ -20,10 +20,18 @@ export const NOT_SENT_AGAIN_BEFORE_EXPIRY = `not sent again before expiresAt${af
  * primary key (outbox_id, id); a row no attempt failed (`lastErrorCode` null: never claimed, or
  * sent) has no such entry and reads none.
  */
-export const earlierInterrupted = (id: RawBuilder<unknown>, lastErrorCode: RawBuilder<unknown>) =>
+export const earlierInterrupted = (
+  id: RawBuilder<unknown>,
+  lastErrorCode: RawBuilder<unknown>,
+  /**
+   * Each row's history probed apart, never hashed (offset 0: Postgres then cannot turn the exists
+   * into a hashed `in`): for a statement stopping at a page's rows (delivery-possible.ts).
+   */
+  rowByRow = false,
+) =>
   sql<boolean>`(${lastErrorCode} is not null and exists (select 1 from mailer.email_attempts h
      where h.outbox_id = ${id}
-       and h.error_code = 'ambiguous_send'))`
+       and h.error_code = 'ambiguous_send'${rowByRow ? sql` offset 0` : sql``}))`
 
 /** The last_error of an unmarked row `o` failed expired: NOT_SENT_BEFORE_EXPIRY, or the earlier send named. */
 export const notSentBeforeExpiry = sql<string>`case when ${earlierInterrupted(sql`o.id`, sql`o.last_error_code`)}

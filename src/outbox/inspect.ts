@@ -148,7 +148,7 @@ export function listStatement(
       ...(page.through === undefined ? [] : [eb('id', '<=', page.through)]),
     ])
   const where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
-    eb.and([matchOutbox(eb, filter, scopeTenant), range(eb)])
+    eb.and([matchOutbox(eb, filter, scopeTenant, 'rowByRow'), range(eb)])
   let query = db.selectFrom('mailer.email_outbox').select(summarySelection('mailer.email_outbox'))
   const several = (filter.status?.length ?? 0) > 1
   const look = looksForPending(filter)

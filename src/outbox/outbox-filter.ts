@@ -1,7 +1,7 @@
 // The row filter shared by listing and bulk actions; the caller's tenant confinement is always applied.
 import { type Expression, type ExpressionBuilder, type SqlBool, sql } from 'kysely'
 import type { Database, OutboxStatus } from '../db/schema.ts'
-import { mayHaveBeenDelivered } from './delivery-possible.ts'
+import { mayHaveBeenDelivered, mayHaveBeenDeliveredRowByRow } from './delivery-possible.ts'
 
 export interface OutboxFilter {
   status?: readonly OutboxStatus[]
@@ -30,6 +30,12 @@ export function matchOutbox(
   eb: ExpressionBuilder<Database, 'mailer.email_outbox'>,
   f: OutboxFilter,
   scopeTenant: string | null,
+  /**
+   * How mayHaveBeenDelivered reads the history: `planned` as the planner picks (a bulk action's,
+   * over many rows), `rowByRow` a probe of each row read (a list page's, which stops at its limit:
+   * delivery-possible.ts).
+   */
+  probe: 'planned' | 'rowByRow' = 'planned',
 ): Expression<SqlBool> {
   const where: Expression<SqlBool>[] = []
   if (scopeTenant !== null) where.push(eb('tenant', '=', scopeTenant))
@@ -52,7 +58,8 @@ export function matchOutbox(
     where.push(f.ids.length === 0 ? eb.lit(false) : eb('id', 'in', [...f.ids]))
   }
   if (f.mayHaveBeenDelivered !== undefined) {
-    where.push(f.mayHaveBeenDelivered ? mayHaveBeenDelivered : eb.not(mayHaveBeenDelivered))
+    const delivered = probe === 'rowByRow' ? mayHaveBeenDeliveredRowByRow : mayHaveBeenDelivered
+    where.push(f.mayHaveBeenDelivered ? delivered : eb.not(delivered))
   }
   return eb.and(where)
 }

@@ -63,7 +63,7 @@ export function spanPageStatement(
       : sql<string | null>`(select min(id) from mailer.email_outbox
                               where id > b.upto and (${through}::bigint is null or id <= ${through}::bigint))`
   const matching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
-    matchOutbox(eb, filter, scopeTenant)
+    matchOutbox(eb, filter, scopeTenant, 'rowByRow')
   const page = db
     .selectFrom('mailer.email_outbox')
     .select(summarySelection('mailer.email_outbox'))
