@@ -2,8 +2,9 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import { credentialRefusalColumns, type WorkerIdentity } from './heartbeat.ts'
+import { credentialRefusalColumns } from './registry-beat.ts'
 import type { SideStatements } from './side-statements.ts'
+import type { WorkerIdentity } from './worker-identity.ts'
 
 /**
  * Writes into `worker`'s registry entry (primary key) the credential's refusal as it stands now, as

@@ -6,12 +6,12 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { claimBatch } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
-import type { WorkerIdentity } from './heartbeat.ts'
 import type { Listener } from './listener.ts'
 import type { MailboxLookup } from './mailbox-lookup.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
 import type { Slots } from './slots.ts'
+import type { WorkerIdentity } from './worker-identity.ts'
 
 export interface DrainerDeps {
   dbName: string

@@ -1,10 +1,10 @@
 // A drainer's lease keeping: the deadlines of the leases it holds, and the upkeep (lease-upkeep.ts) that beats and reclaims on timers.
 import type { Logger } from '../log.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
-import type { WorkerIdentity } from './heartbeat.ts'
 import type { HeldLeases } from './held-leases.ts'
 import { createLeaseDeadlines } from './lease-deadlines.ts'
 import { createLeaseUpkeep } from './lease-upkeep.ts'
+import type { WorkerIdentity } from './worker-identity.ts'
 import type { createWorkerRegistration } from './worker-registration.ts'
 
 export function createLeaseKeeping(k: {

@@ -1,6 +1,6 @@
 // A worker's newest recorded send, as its registry beat notes it (sql/0201): noted by the next beat that commits, once.
 import { type Clock, monotonicNow } from '../clock.ts'
-import type { WorkerIdentity } from './heartbeat.ts'
+import type { WorkerIdentity } from './worker-identity.ts'
 
 /** A send to note: when it was recorded (this process's monotonic clock) and how long ago that is. */
 export interface UnnotedSend {

@@ -7,14 +7,10 @@ import { QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
-import {
-  type BeatResult,
-  beatNow,
-  extendLeases,
-  extendReachableLeases,
-  type WorkerIdentity,
-} from './heartbeat.ts'
+import { extendLeases, extendReachableLeases } from './heartbeat.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
+import { type BeatResult, beatNow } from './registry-beat.ts'
+import type { WorkerIdentity } from './worker-identity.ts'
 
 // A lock wait that outlasted lock_timeout.
 const LOCK_NOT_AVAILABLE = '55P03'

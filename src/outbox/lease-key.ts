@@ -2,7 +2,8 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { UNIQUE_VIOLATION_SQLSTATE } from '../db/sqlstate.ts'
-import type { BeatResult, WorkerIdentity } from './heartbeat.ts'
+import type { BeatResult } from './registry-beat.ts'
+import type { WorkerIdentity } from './worker-identity.ts'
 
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz'
 // 36^3 = 46,656 keys. Three characters, not the id's 27: the claimed row version carries the key,

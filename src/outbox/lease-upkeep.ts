@@ -2,11 +2,11 @@
 import type { WorkerConfig } from '../config.ts'
 import { EXPIRY_SWEEP_LIMIT } from './expiry-sweep.ts'
 import { everyFormerMailFromRowDue } from './former-mail-from-rows.ts'
-import { beatNow } from './heartbeat.ts'
 import { createLeaseHeartbeat, type LeaseHeartbeatDeps } from './lease-heartbeat.ts'
 import { lookupPastExpirySeconds } from './lookup-grace.ts'
 import { reclaimExpired } from './reclaim.ts'
 import { reportReclaim } from './reclaim-report.ts'
+import { beatNow } from './registry-beat.ts'
 
 // A reclaim comes due this long after the lease it waits for has ended (`lease_expires_at < now()`
 // is strict, and timers fire a little early or late).

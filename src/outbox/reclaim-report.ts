@@ -2,8 +2,8 @@
 
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler } from './events.ts'
-import type { BeatResult } from './heartbeat.ts'
 import type { ReclaimResult } from './reclaim.ts'
+import type { BeatResult } from './registry-beat.ts'
 
 interface ReclaimReportDeps {
   dbName: string

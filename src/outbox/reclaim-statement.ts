@@ -3,7 +3,6 @@ import { type RawBuilder, sql } from 'kysely'
 import { CANCELLED_LOOKUP_STOPPED } from './cancel-wins.ts'
 import { earlierInterrupted } from './earlier-interrupted.ts'
 import { type ExpirySweep, expirySweep } from './expiry-sweep.ts'
-import { beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
 import { kindLit } from './history-kind.ts'
 import { leaseOwnerName } from './lease-owner-name.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
@@ -15,8 +14,10 @@ import {
 import { afterWords, EARLIER_SEND_MAY_HAVE_DELIVERED } from './may-have-delivered.ts'
 import { OUTCOME_UNKNOWN } from './outcome-unknown.ts'
 import { EXPIRED_LOOKUP_STOPPED, reclaimDecisions } from './reclaim-decisions.ts'
+import { beatEntryKey, registryBeat } from './registry-beat.ts'
 import { interruptedSendBefore } from './resent-unverified.ts'
 import { type StaleProbes, staleProbeClear } from './stale-probes.ts'
+import type { WorkerIdentity } from './worker-identity.ts'
 
 /** The last_error of a row whose cancel was recorded while its worker, since stopped, held it before sending. */
 const CANCELLED_STOPPED = 'cancelled before the send started (the worker holding the lease stopped)'

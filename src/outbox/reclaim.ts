@@ -2,8 +2,8 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { Swept } from './expiry-sweep.ts'
-import type { BeatResult } from './heartbeat.ts'
 import { type ReclaimParams, reclaimStatement } from './reclaim-statement.ts'
+import type { BeatResult } from './registry-beat.ts'
 
 interface Reclaimed {
   id: string

@@ -9,11 +9,13 @@ import {
   createCredentialRefusalNote,
   noteCredentialRefusal,
 } from '../../src/outbox/credential-refusal-note.ts'
-import { beatNow, extendLeases, type WorkerIdentity } from '../../src/outbox/heartbeat.ts'
+import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { createLeaseHeartbeat } from '../../src/outbox/lease-heartbeat.ts'
 import { anotherWorkerLive } from '../../src/outbox/lone-token-wait.ts'
+import { beatNow } from '../../src/outbox/registry-beat.ts'
 import { createSideStatements } from '../../src/outbox/side-statements.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
+import type { WorkerIdentity } from '../../src/outbox/worker-identity.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { boundedLatches } from '../support/bounded-latches.ts'
 import { useTestDb } from '../support/db.ts'

@@ -1,7 +1,8 @@
 // A worker's registry entry notes its newest recorded send (sql/0201): written by the beat after it, once, as database time, never moved back.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { deregisterWorker } from '../../src/outbox/deregister-worker.ts'
-import { extendLeases, type WorkerIdentity } from '../../src/outbox/heartbeat.ts'
+import { extendLeases } from '../../src/outbox/heartbeat.ts'
+import type { WorkerIdentity } from '../../src/outbox/worker-identity.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'

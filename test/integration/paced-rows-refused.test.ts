@@ -260,7 +260,7 @@ test('an entry noting no refusal holds the turns while live by its own lease len
 const ASK = "delete from mailer.mailbox_pacing where mailbox like 'queue %'"
 /** A refusal's note in the worker's own entry (credential-refusal-note.ts). */
 const NOTE = 'update mailer.workers w'
-/** A beat of the worker's entry (heartbeat.ts registryBeat: an idle worker's rides on the reclaim). */
+/** A beat of the worker's entry (registry-beat.ts registryBeat: an idle worker's rides on the reclaim). */
 const BEAT = 'insert into mailer.workers'
 
 /** A mark of the due rows a block holds (waiting-rows.ts), made before each ask of a block. */
