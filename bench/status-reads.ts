@@ -26,8 +26,8 @@ import { migrate } from '../src/db/migrate.ts'
 import type { Database } from '../src/db/schema.ts'
 import { silentLogger } from '../src/log.ts'
 import { mailboxPauses } from '../src/outbox/mailbox-pauses.ts'
+import { outboxStats } from '../src/outbox/outbox-stats.ts'
 import { recentFailures } from '../src/outbox/recent-failures.ts'
-import { outboxStats } from '../src/outbox/stats.ts'
 import { workerPresence } from '../src/outbox/worker-presence.ts'
 import { readDatabaseStatus } from '../src/status/database-status.ts'
 import { startBenchCluster } from './cluster.ts'
@@ -85,7 +85,11 @@ const other: Checkout | undefined = otherCheckout
       label: 'STATUS_READS_FROM',
       read: (await load('src/status/database-status.ts')).readDatabaseStatus,
       sections: sectionsOf({
-        outboxStats: (await load('src/outbox/stats.ts')).outboxStats,
+        // outbox-stats.ts since round 58; a checkout before it has outboxStats in stats.ts.
+        outboxStats: (
+          (await load('src/outbox/outbox-stats.ts').catch(() => undefined)) ??
+          (await load('src/outbox/stats.ts'))
+        ).outboxStats,
         workerPresence: (await load('src/outbox/worker-presence.ts')).workerPresence,
         mailboxPauses: (await load('src/outbox/mailbox-pauses.ts')).mailboxPauses,
         recentFailures: (await load('src/outbox/recent-failures.ts')).recentFailures,

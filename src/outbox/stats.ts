@@ -1,6 +1,6 @@
-// The rows in play (pending and sending), the age of the oldest due pending row (database time), what pauses and pacing hold back, the pending rows past their expiresAt and the NOTIFY queue's fill; with the finished rows' counts (settled-counts.ts), every count.
+// The rows in play (pending and sending), the age of the oldest due pending row (database time), what pauses and pacing hold back, the pending rows past their expiresAt and the NOTIFY queue's fill, in one statement (outbox-stats.ts adds the finished rows' counts).
 import { type Kysely, sql } from 'kysely'
-import type { Database, OutboxStatus } from '../db/schema.ts'
+import type { Database } from '../db/schema.ts'
 import {
   type CredentialRefused,
   credentialRefusedNow,
@@ -9,7 +9,6 @@ import {
 import { liveRegistryEntry } from './live-registry-entry.ts'
 import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
 import { refusedPausePending } from './refused-pause-rows.ts'
-import { settledCounts } from './settled-counts.ts'
 
 /**
  * How far past its mailbox's pause end a row given back to that end may be due: the pause is
@@ -26,15 +25,6 @@ import { settledCounts } from './settled-counts.ts'
  * which ends at most this long after the pause.
  */
 const GIVEN_BACK_SKEW = sql`interval '5 seconds'`
-
-/**
- * LiveStats's figures, as it reads them, but the rows in play (in `counts`, beside the settled
- * ones) and the NOTIFY queue's fill: a figure added to LiveStats reaches status too unless named here.
- */
-export interface OutboxStats
-  extends Omit<LiveStats, 'pending' | 'sending' | 'notificationQueueUsage'> {
-  counts: Record<OutboxStatus, number>
-}
 
 export interface LiveStats {
   pending: number
@@ -179,19 +169,4 @@ export async function liveStats(
         : null,
     notificationQueueUsage: r?.usage ?? 0,
   }
-}
-
-/** Every count, exact (finished rows from indexes only: see settledCounts). */
-export async function outboxStats(
-  db: Kysely<Database>,
-  scopeTenant: string | null,
-): Promise<OutboxStats> {
-  const {
-    pending,
-    sending,
-    notificationQueueUsage: _queueUsage,
-    ...live
-  } = await liveStats(db, scopeTenant)
-  const settled = await settledCounts(db, scopeTenant)
-  return { counts: { pending, sending, ...settled }, ...live }
 }

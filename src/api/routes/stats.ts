@@ -2,9 +2,9 @@
 
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import { AppError } from '../../errors.ts'
+import { outboxStats } from '../../outbox/outbox-stats.ts'
 import { pastExpiryPendingMeaning } from '../../outbox/past-expiry-pending.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
-import { outboxStats } from '../../outbox/stats.ts'
 import { requireScope } from '../auth.ts'
 import { BEARER_SECURITY } from '../bearer-security.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
