@@ -1,7 +1,7 @@
 // A bulk cancel or retry loop's opaque cursor: where its last call stopped and the highest id when it began.
 import { AppError } from '../errors.ts'
 import type { BulkLoopSpan } from '../outbox/bulk-loop-span.ts'
-import { isOutboxId } from './outbox-schemas.ts'
+import { isOutboxId } from './outbox-id.ts'
 
 export type BulkAction = 'cancel' | 'retry'
 

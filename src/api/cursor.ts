@@ -1,7 +1,7 @@
 // Opaque list cursors: clients pass nextCursor back unchanged and never build one.
 import { AppError } from '../errors.ts'
 import type { ListOrder } from '../outbox/inspect.ts'
-import { isOutboxId } from './outbox-schemas.ts'
+import { isOutboxId } from './outbox-id.ts'
 
 // A cursor names its order: an id is a position only in one direction (the rows below it newest
 // first, above it oldest first), so one given with the other order would answer a wrong page.

@@ -16,7 +16,8 @@ import {
 } from '../bulk-schemas.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { jsonResponse } from '../json-response.ts'
-import { DbQuery, IdParam, OutboxItem, toItemJson } from '../outbox-schemas.ts'
+import { IdParam } from '../outbox-id.ts'
+import { DbQuery, OutboxItem, toItemJson } from '../outbox-schemas.ts'
 import {
   BODY_PROBLEMS,
   JSON_BODY_PROBLEMS,

@@ -11,9 +11,9 @@ import { BEARER_SECURITY } from '../bearer-security.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { decodeCursor, encodeCursor } from '../cursor.ts'
 import { jsonResponse } from '../json-response.ts'
+import { IdParam } from '../outbox-id.ts'
 import {
   DbQuery,
-  IdParam,
   ListQuery,
   OutboxDetail,
   OutboxList,
