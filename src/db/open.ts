@@ -119,17 +119,14 @@ export function openDb(o: OpenOptions): DbHandle {
         { db: o.name, err },
       ),
     eras.retired,
-    // The connection kept for an idle worker's statements is replaced every maxLifetimeSeconds
-    // (and after a lost connection) by the next statement, mostly a readiness check or a poll: the
-    // first pickup after each replacement found its claim cold (2.8 ms against 1.5 primed, round
-    // 31's bench/cold-claim.ts). Beside a shared session a pool connection serves a pickup whenever
-    // the session is busy (a settlement on it): the start's connections, unprimed, held up a new
-    // binary's second and third rows by 15-40 ms (round 38, bench/binary-pickup-turns.ts), so each
-    // is primed. Without one, a pool that holds others is busy: those claim warm on theirs already.
-    // The prime runs at the connection's first release (PrimedPool): run at its connect, ahead of
-    // the statement it was opened for, it held a start's schema check and first readiness probe
-    // behind a cold claim, slot take and last check (start-to-ready +70 ms, round 39). A failure
-    // (no schema yet, a table lock) costs only the head start.
+    // The connection kept for an idle worker's statements is replaced every maxLifetimeSeconds (and
+    // after a lost one): unprimed, the first pickup after each found its claim cold (2.8 ms against
+    // 1.5, round 31's bench/cold-claim.ts). Beside a shared session a pool connection serves a pickup
+    // whenever the session is busy, so each is primed (unprimed: +15-40 ms, round 38); without one, a
+    // pool holding others claims warm on those. The prime runs at the connection's first release
+    // (PrimedPool), not at its connect, where it held a start's schema check and first readiness
+    // probe behind a cold claim (+70 ms, round 39). A failure (no schema yet, a table lock) costs
+    // only the head start.
     prime && {
       run: prime,
       wanted: () => !stopping && (o.shareListenSession === true || pool.totalCount === 1),
