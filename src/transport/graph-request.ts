@@ -8,6 +8,7 @@ import { classifySendFailure, notConnected } from './graph-outcome.ts'
 import type { GraphReachability } from './graph-reachability.ts'
 import { MIN_REFUSED_RETRY_MS, noTokenOutcome } from './no-token-outcome.ts'
 import type { TokenSource } from './token-source.ts'
+import { tokenTurnsSlow } from './token-turns-slow.ts'
 import { TOKEN_SLOW } from './unsent-outcomes.ts'
 
 /**
@@ -73,31 +74,6 @@ export function createGraphRequest(d: {
     }
   }
 
-  /**
-   * Whether the token `pending` waits for turns slow first (TOKEN_SLOW_MS unanswered, no cached
-   * token serving): the request then goes back unsent, due at once for a worker with a token, as a
-   * row waiting for the token before its send does (graph-sender.ts `ready`). Its one wait here is
-   * after a 401 dropped the cached token: the fresh one's request hanging held the row for the
-   * rest of its deadline (30 s), then gave it back token_timeout, due 5 s later. A worker alone
-   * still does (the caller's `kept`): it claims nothing while its request is slow (drainer.ts), so
-   * the row given back would wait for that request all the same, a history entry and a claim more.
-   */
-  async function turnsSlow(pending: Promise<string>): Promise<boolean> {
-    const slowed = d.tokens.endsOrSlows()
-    if (slowed === null) return false
-    const first = await Promise.race([
-      pending.then(
-        () => 'token' as const,
-        () => 'token' as const,
-      ),
-      slowed.then(() => 'slowed' as const),
-    ])
-    // Ended rather than slowed (both settle then), or a token serves: the caller reads `pending`.
-    if (first !== 'slowed' || d.tokens.slowRequest() === null) return false
-    pending.catch(() => {})
-    return true
-  }
-
   /** One request with the cached token; `again` after a 401 that a fresh token may cure. */
   async function exchangeOnce(
     url: string,
@@ -113,7 +89,7 @@ export function createGraphRequest(d: {
     let shutdown = signal
     try {
       let pending = d.tokens.getToken(deadline)
-      if (await turnsSlow(pending)) {
+      if (await tokenTurnsSlow(d.tokens, pending)) {
         // A worker alone keeps the row for the one request (no other could take it given back):
         // within the send's deadline, as before the give-back; a stop ends the wait, unsent.
         const until = (await kept?.(deadline, deadlineAt - monotonicNow(d.clock))) ?? null
