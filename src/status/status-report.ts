@@ -1,13 +1,13 @@
-// Status report: each database's reading judged (ok, attention, schema, permission, unreachable) into the --json shape, and the exit code.
+// Status report: each database's reading judged (ok, attention, schema, permission, unreachable) with its reasons, and the exit code; status-fields.ts lays it out in the --json shape.
 import { loginRefusal } from '../db/login-refusal.ts'
 import type { SchemaState } from '../db/schema-state.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
-import { timestampText } from '../db/timestamp-reading.ts'
 import { withUnreachableAdvice } from '../db/unreachable-cause.ts'
 import { EXIT } from '../errors.ts'
 import { CREDENTIAL_FIX, credentialRefusalWords } from './credential-refusal-words.ts'
 import type { DatabaseReading } from './database-status.ts'
 import { outageReason } from './outage-reason.ts'
+import { statusFields } from './status-fields.ts'
 import type { DatabaseStatus, Health, Thresholds } from './status-shape.ts'
 
 /**
@@ -126,60 +126,7 @@ export function judge(
       `rows are due and no worker has beaten in the registry within twice its LEASE_SECONDS (${2 * t.leaseSeconds} s for one that does not note it)`,
     )
   }
-  return {
-    name: r.name,
-    health,
-    reasons,
-    reachable: r.reachable,
-    error,
-    readOnly: r.readOnly,
-    schema: r.schema
-      ? {
-          verdict: r.schema.verdict,
-          database: r.schema.database,
-          binary: r.schema.binary,
-          missing: r.schema.missing,
-          newer: r.schema.newer,
-        }
-      : null,
-    counts: r.stats ? { ...r.stats.counts } : null,
-    oldestDuePendingSeconds: age,
-    noneSentForSeconds: r.pauses ? r.pauses.noneSentForSeconds : null,
-    heldBackPending: r.stats ? r.stats.heldBackPending : null,
-    pastExpiryPending: r.stats ? r.stats.pastExpiryPending : null,
-    claims:
-      r.stats && p
-        ? { rows: r.stats.counts.sending, workers: p.claimHolders, overdueLeases: p.overdueLeases }
-        : null,
-    workers: p ? { live: p.liveWorkers } : null,
-    credentialRefused: credential,
-    listener: p ? { sessions: p.listenerSessions } : null,
-    pausedMailboxes: r.pauses
-      ? {
-          count: r.pauses.mailboxes,
-          longestSeconds: r.pauses.longestSeconds,
-          refused: r.pauses.refused,
-          refusedPending: r.stats?.refusedMailboxPending ?? null,
-        }
-      : null,
-    pacing: r.pacing
-      ? {
-          ratePerMinute: r.pacing.ratePerMinute,
-          notedBy: r.pacing.notedBy,
-          notedAt: timestampText(r.pacing.notedAt),
-        }
-      : null,
-    failedLast24h: r.failures
-      ? { total: r.failures.total, byCode: r.failures.byCode, complete: r.failures.complete }
-      : null,
-    pendingLastErrors: r.pendingErrors
-      ? {
-          total: r.pendingErrors.total,
-          byCode: r.pendingErrors.byCode,
-          complete: r.pendingErrors.complete,
-        }
-      : null,
-  }
+  return statusFields(r, { health, reasons, error })
 }
 
 function schemaReason(s: SchemaState): string {
