@@ -1,19 +1,17 @@
 // The command line's entry point: parses arguments (cli-args.ts), loads configuration, runs a command, returns its exit code.
 import { redactor } from './check-config/redactor.ts'
 import { checkConfig } from './check-config.ts'
-import {
-  inCommand,
-  type Parsed,
-  parseArgs,
-  parseDeadlineSeconds,
-  parseRole,
-  parseSeconds,
-  parseStatusTimeoutSeconds,
-} from './cli-args.ts'
+import { inCommand, type Parsed, parseArgs } from './cli-args.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { type Config, loadConfig } from './config.ts'
 import { migrateEvery } from './db/migrate-every.ts'
 import { AppError, describeError, EXIT, exitCodeOf, isAppError } from './errors.ts'
+import {
+  parseDeadlineSeconds,
+  parseRole,
+  parseSeconds,
+  parseStatusTimeoutSeconds,
+} from './flag-values.ts'
 import { listenRefusal } from './http-listen.ts'
 import { createLogger, type Logger } from './log.ts'
 import { collectProcessWarnings, logProcessWarnings } from './process-warnings.ts'

@@ -1,13 +1,13 @@
 // The command line is checked whole before anything runs: unknown commands, flags and values are refused.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { resolve } from 'node:path'
+import { parseArgs } from '../../src/cli-args.ts'
+import { clientIdProblem, tenantProblem } from '../../src/config/entra-ids.ts'
 import {
-  parseArgs,
   parseDeadlineSeconds,
   parseSeconds,
   parseStatusTimeoutSeconds,
-} from '../../src/cli-args.ts'
-import { clientIdProblem, tenantProblem } from '../../src/config/entra-ids.ts'
+} from '../../src/flag-values.ts'
 import { runBinary } from '../support/binary.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).

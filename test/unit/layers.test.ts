@@ -23,6 +23,7 @@ const LEAVES = [
 const ROOTS = [
   'src/main.ts',
   'src/cli-args.ts',
+  'src/flag-values.ts',
   'src/commands.ts',
   'src/command-spec.ts',
   'src/command-help.ts',
