@@ -101,12 +101,13 @@ const CLAIM_UNFLUSHED_UNOWED = `
   select case when g.owed then null
               else mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int)::text end as claim, g.owed
     from ${OWED} g`
-// Values: row id, worker id, lease token, lease seconds, mark started, max attempts.
-const CLAIM_NOTIFIED = `
+// Values: row id, worker id, lease token, lease seconds, mark started, max attempts. Exported for
+// bench/claim-server-time.ts, which times the exact statement in the server.
+export const CLAIM_NOTIFIED = `
   /* prepared outbox_claim_notified */
   select mailer.claim_notified($1::bigint, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int)::text as claim`
 // The same unless owed, as above; values as above, then MAIL_FROM's key and the hold (ms).
-const CLAIM_NOTIFIED_UNOWED = `
+export const CLAIM_NOTIFIED_UNOWED = `
   /* prepared outbox_claim_notified_unowed */
   select case when g.owed then null
               else mailer.claim_notified($1::bigint, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int)::text end as claim, g.owed
