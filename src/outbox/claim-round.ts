@@ -44,6 +44,7 @@ export function createClaimRound(
         workerId: d.worker.id,
         log,
         stopping: r.stopping,
+        besides: r.besides,
         heldForToken: d.heldForToken,
       })
     : undefined

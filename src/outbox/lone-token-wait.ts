@@ -7,6 +7,7 @@ import { entryAliveNow } from './entry-alive-now.ts'
 import { entryCanSend } from './entry-can-send.ts'
 import { liveRegistryEntry } from './live-registry-entry.ts'
 import type { TokenSlowKeep } from './sender.ts'
+import type { SideStatements } from './side-statements.ts'
 
 /**
  * Whether a live registry entry other than `workerId`'s can send (entry-can-send.ts: no credential
@@ -74,6 +75,12 @@ export function createLoneTokenWait(d: {
   workerId: string
   log: Logger
   stopping: AbortSignal
+  /**
+   * The stop waits for each read: one whose askers stopped waiting (the stop, the token's end, a
+   * send's deadline) runs on to its own bound, and a stop that resolved before it left its
+   * connection out to a pool its caller closes next (whose end then waited for it).
+   */
+  besides: Pick<SideStatements, 'track'>
   /** While a token request is slow (no cached token serving): resolves when it ends; else null. */
   heldForToken: () => Promise<void> | null
 }): LoneTokenWait {
@@ -96,12 +103,15 @@ export function createLoneTokenWait(d: {
         withinMs !== undefined && d.poolDb
           ? anotherWorkerLive(d.poolDb, d.workerId, withinMs)
           : anotherWorkerLive(d.db, d.workerId)
-      const alone = read.then(
-        (other) => !other,
-        (err: unknown) => {
-          d.log.warn('could not read whether another worker could take the rows', { err })
-          return false
-        },
+      // Never rejects, as a statement tracked must not (side-statements.ts).
+      const alone = d.besides.track(
+        read.then(
+          (other) => !other,
+          (err: unknown) => {
+            d.log.warn('could not read whether another worker could take the rows', { err })
+            return false
+          },
+        ),
       )
       asked = { ends, alone }
     }
@@ -113,7 +123,8 @@ export function createLoneTokenWait(d: {
       // Ended since the row was found waiting: it goes on, the gate's next look tells a failure.
       if (slow === null) return true
       // The request ended (or a stop began) before the read answered: the answer is moot, the
-      // row goes on as above; the read ends in the background, under its statement_timeout.
+      // row goes on as above; the read ends in the background, under its statement_timeout, and
+      // the stop waits for it (`besides`).
       const first = await Promise.race([slow.alone, slow.ends, stopped])
       if (first === false) return false
       await Promise.race([slow.ends, stopped])

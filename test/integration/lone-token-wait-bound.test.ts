@@ -3,6 +3,7 @@ import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 
 import { monotonicNow, systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createLoneTokenWait } from '../../src/outbox/lone-token-wait.ts'
+import { createSideStatements } from '../../src/outbox/side-statements.ts'
 import { createGraphTransport, type GraphTransport } from '../../src/transport/graph-transport.ts'
 import { TOKEN_SLOW_CODE } from '../../src/transport/token-slow.ts'
 import { useTestDb } from '../support/db.ts'
@@ -88,6 +89,7 @@ async function aloneWithRegistryLocked(): Promise<{
     workerId: 'solo:1:abcdef',
     log: silentLogger,
     stopping: stopping.signal,
+    besides: createSideStatements(),
     heldForToken: transport.heldForToken,
   })
   return { transport, fake, lock, inSend, stopping }
@@ -228,6 +230,7 @@ describe('a worker alone, its registry read stalled behind a lock', () => {
       workerId: 'solo:1:abcdef',
       log: silentLogger,
       stopping: stopping.signal,
+      besides: createSideStatements(),
       heldForToken: transport.heldForToken,
     })
     let over = false
