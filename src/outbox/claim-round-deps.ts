@@ -5,6 +5,7 @@ import type { DueTimer } from './due-timer.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import type { LeaseKey } from './lease-key.ts'
+import type { OwnReleases } from './own-releases.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { SideStatements } from './side-statements.ts'
 import type { StartQueue } from './start-queue.ts'
@@ -30,6 +31,8 @@ export interface ClaimRoundDeps {
   besides: SideStatements
   /** Wakes the other workers for rows given back due at once for them (peer-wake.ts). */
   wakePeers: () => void
+  /** The rows released while the worker runs, and the claims that took them (own-releases.ts). */
+  ownReleases: OwnReleases
   /** The note clearing a refusal under way (credential-refusal-note.ts): permits wait for it. */
   refusalClearing?: () => Promise<void> | null
 }

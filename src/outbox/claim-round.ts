@@ -89,6 +89,7 @@ export function createClaimRound(
     // Known after the start's registration; else (the database was away then) registered now.
     const owner = r.leaseKey.current() ?? (await r.leaseKey.get())
     const claimSentAt = monotonicNow(d.clock)
+    const releasesBefore = r.ownReleases.claimBegins()
     let claimed: Awaited<ReturnType<typeof claimBatch>>
     try {
       claimed = await claim(d.db, {
@@ -110,6 +111,11 @@ export function createClaimRound(
       return claimAndDeliver(null)
     }
     if (singleRowClaims > 0) singleRowClaims--
+    // Short of its limit, a claim that looked for itself took every row then due to this worker:
+    // those released before it began among them (one tried alone, or owed, looked at one or none).
+    if (notifiedId === null && claimed.owed !== true && claimed.leases.length < limit) {
+      r.ownReleases.claimedAll(releasesBefore)
+    }
     if (claimed.owed === true && mailFromGuard !== undefined) {
       // MAIL_FROM's pause, or its probe, is owed (another worker met it): claim as one that did.
       pause.mailboxPaused(mailFromGuard.key)

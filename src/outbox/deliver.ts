@@ -72,6 +72,12 @@ export interface DeliveryDeps {
    */
   givenBackForOthers?: () => void
   /**
+   * A row's settlement released it while the worker runs, pending and due at once for its own loop
+   * (onRetry(0)): counted, so that a stop before that loop's claim wakes the others for it
+   * (own-releases.ts). Called by recordOutcome alone, once the settlement has committed.
+   */
+  releasedForSelf?: () => void
+  /**
    * Asked before such a give-back: true once the slow token request has ended when no other live
    * worker could take the row, which then goes on here (lone-token-wait.ts); absent: given back.
    */

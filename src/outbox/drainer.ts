@@ -14,6 +14,7 @@ import { windDown } from './drainer-wind-down.ts'
 import { createHeldLeases } from './held-leases.ts'
 import { createHeldOwedRows } from './held-owed-rows.ts'
 import { createLastSend } from './last-send.ts'
+import { createOwnReleases } from './own-releases.ts'
 import { createPeerWake } from './peer-wake.ts'
 import { createSideStatements } from './side-statements.ts'
 import { createTokenCame } from './token-wait-rows.ts'
@@ -83,6 +84,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
   // (peer-wake.ts): those its settlements give back, those its reclaims put back. One for both,
   // so a burst of either is one notification.
   const wakePeers = createPeerWake({ db: d.db, log, besides })
+  // Rows released while it runs, for its own loop: its stop wakes the others for those it left.
+  const ownReleases = createOwnReleases()
   const refusalNote = createCredentialRefusalNote({
     db: d.db,
     worker,
@@ -139,6 +142,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     leaseKey,
     besides,
     wakePeers,
+    ownReleases,
     refusalClearing: refusalNote.clearing,
     // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
     roomMade: () => {
@@ -228,6 +232,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
       due.clear()
       poll.clear()
       await loop
+      // The loop is over: a row it released while running and had not claimed again since is
+      // due at once for the others, and only a wake tells them (own-releases.ts).
+      if (ownReleases.owed()) wakePeers()
       await windDown({
         d,
         log,

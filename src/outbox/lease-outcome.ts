@@ -63,8 +63,12 @@ export async function recordOutcome(
   })
   if (row) {
     if (s.kind === 'retry' && row.status === 'pending') d.onRetry?.(row.dueMs ?? s.delayMs)
-    // A released row is due again now (unless we are stopping): claim it again promptly.
-    if (s.kind === 'released' && !d.stopping.aborted) d.onRetry?.(0)
+    // A released row is due again now (unless we are stopping): claim it again promptly; should a
+    // stop come first, it wakes the others for it (own-releases.ts).
+    if (s.kind === 'released' && !d.stopping.aborted) {
+      d.onRetry?.(0)
+      if (row.status === 'pending') d.releasedForSelf?.()
+    }
     // Due at once for another worker (a slow token request here, a stop): the others are woken,
     // once it has committed. Here, where every delivery path settles, so none has to remember it.
     if (dueAtOnceForOthers(s, row, d.stopping.aborted)) d.givenBackForOthers?.()

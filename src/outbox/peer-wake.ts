@@ -12,7 +12,8 @@ import { wakeWorkers } from './wake-workers.ts'
  * worker with a token; it claims nothing until the request ends), or any row a stop gives back
  * (released: this worker claims no more). Read where every settlement commits (lease-outcome.ts),
  * so no delivery path has to remember the wake. Not for a row this worker claims again itself (a
- * release while it runs wakes its own loop), nor one the settlement ended (a cancel that won, the
+ * release while it runs wakes its own loop; its stop wakes the others for one that loop had not
+ * claimed again: own-releases.ts), nor one the settlement ended (a cancel that won, the
  * attempts spent): a healthy send's settlement asks no statement of it.
  */
 export function dueAtOnceForOthers(s: Settlement, row: SettledRow, stopping: boolean): boolean {

@@ -66,6 +66,7 @@ export function createRoundDelivery(
     },
     onRetry: due.arm,
     givenBackForOthers: wakePeers,
+    releasedForSelf: r.ownReleases.released,
     ...(keptForToken && {
       keptForToken: keptForToken.beforeSend,
       keptForTokenInSend: keptForToken.inSend,
