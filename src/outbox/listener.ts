@@ -73,7 +73,9 @@ export function createListener(d: ListenerDeps): Listener {
       if (pid === null) return 'pooled'
       // Before the lock: a vanished machine's session, and the lock with it, ends within about a
       // minute (server-keepalive.ts), not the system's 2 hours, so peers stop counting it live.
-      await askServerKeepalive(client)
+      await askServerKeepalive(client, stopping.signal)
+      // A stop meanwhile: the session ends here, no lock taken nor listening told after it.
+      if (stopping.signal.aborted) return 'lost'
       // Before the session is shared or listening is told: its statements are this one's alone.
       if (d.holder !== undefined)
         lockNote = await takeHolderLock(client, d.holder, { ...d, timeoutMs: checkTimeoutMs, held })

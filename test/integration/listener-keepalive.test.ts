@@ -124,3 +124,37 @@ test('a session that refuses the keepalive still listens and holds the lock, and
   const told = lines.filter((l) => l.msg.includes('TCP keepalive'))
   expect(told.map((l) => l.level)).toEqual(['warn'])
 })
+
+test('a stop while the keepalive ask is unanswered ends the session there: no liveness lock taken, never listening', async () => {
+  const h = openDb({ name: 'keepalive', url: t.url, log: silentLogger, shareListenSession: true })
+  cleanups.push(() => h.close())
+  const asked = Promise.withResolvers<void>()
+  const answer = Promise.withResolvers<void>()
+  const sent: string[] = []
+  const session = hookedSession(h.listenSession!, async ({ text, run }) => {
+    sent.push(text)
+    if (!text.includes('tcp_keepalives_idle')) return run()
+    // The server slow to answer it (a database under load): held until the stop has begun.
+    asked.resolve()
+    await answer.promise
+    return run()
+  })
+  let wakes = 0
+  const { listener, events } = loneListener(t.url, {
+    holder: 'keepalive-stopped',
+    shared: session,
+    wake: () => {
+      wakes++
+    },
+  })
+  listener.start()
+  await asked.promise
+  const stopped = listener.stop()
+  answer.resolve()
+  await stopped
+  expect({
+    lockTakes: sent.filter((s) => s.includes('pg_try_advisory_lock')).length,
+    listening: events.events.some((e) => e.type === 'listener' && e.state === 'listening'),
+    wakes,
+  }).toEqual({ lockTakes: 0, listening: false, wakes: 0 })
+})
