@@ -91,13 +91,15 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
     await client.query(`set statement_timeout = 0; set lock_timeout = ${lockTimeoutMs}`)
     // Before the lock: a migrator whose machine vanishes (a release machine lost mid-run) would
     // hold it, and a migration's table locks, for the system's 2 hours of keepalive, every later
-    // migrate giving up on it. Not a check's interval to outlast: the shortest give-up.
-    await setServerKeepalive(client, serverKeepaliveFor(0)).catch((err: unknown) =>
+    // migrate giving up on it. Not a check's interval to outlast: the shortest give-up. A refusal
+    // is a warning; the deadline's cancel of it is the deadline's stop, here, as any statement's.
+    await setServerKeepalive(client, serverKeepaliveFor(0)).catch((err: unknown) => {
+      if (stopped()) throw err
       o.log.warn(
         "could not set migrate's TCP keepalive on the server; if this machine vanishes, its migration lock stays held until the server's own keepalive ends its session (2 hours by default)",
         { err },
-      ),
-    )
+      )
+    })
     // Before the schema or its table is made: a new install gets nothing in an encoding not UTF8,
     // an existing one nothing its encoding cannot hold.
     const encoding = await assertEncodingTakesMigrations(client, list)

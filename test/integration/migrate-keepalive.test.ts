@@ -2,8 +2,10 @@
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { migrate } from '../../src/db/migrate.ts'
+import { migrations } from '../../src/db/migrations.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { useTestDb } from '../support/db.ts'
+import { deadlineIn, outcome } from '../support/migrate-outcome.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -64,4 +66,38 @@ test('a session that refuses the keepalive migrates all the same, with a warning
   })
   expect(result.version).toBeGreaterThan(0)
   expect(lines.filter((l) => l.msg.includes('TCP keepalive')).map((l) => l.level)).toEqual(['warn'])
+})
+
+test('the deadline met while the keepalive is being set stops the run there: no migration lock taken after it, no keepalive warning', async () => {
+  const lines: { level: string; msg: string }[] = []
+  let lockTakes = 0
+  throughEveryQuery((client, text, run) => {
+    if (text === LOCK) lockTakes++
+    // The server slow to answer it (a database under load): still running when the deadline's
+    // cancel comes.
+    return typeof text === 'string' && text.includes('tcp_keepalives_idle')
+      ? plainQuery.call(client, 'select pg_sleep(30)')
+      : run()
+  })
+  const m = { version: 1108, name: '1108_never_begun', sql: 'select 1;' }
+  const stopped = await outcome(
+    migrate({
+      url: t.url,
+      log: createLogger('info', (l) => lines.push(JSON.parse(l))),
+      migrations: [...migrations, m],
+      deadline: deadlineIn(2),
+    }),
+  )
+  expect({
+    stopped,
+    lockTakes,
+    told: lines.filter((l) => l.msg.includes('TCP keepalive')).length,
+  }).toEqual({
+    stopped: {
+      code: 'migration_deadline',
+      message: expect.stringContaining('while checking its session: nothing was changed'),
+    },
+    lockTakes: 0,
+    told: 0,
+  })
 })
