@@ -1,10 +1,20 @@
 // Block naming: the due rows a send block (a refused credential) holds are told why they wait, once per block; the rows sent back for a pacing turn before it are made due and told too, once the refusal is every live worker's.
 import type { Logger } from '../log.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
+import { createDueTimer } from './due-timer.ts'
 import { pacedRowsBlocked } from './paced-rows-blocked.ts'
 import { createWaitingMarks } from './waiting-marks.ts'
 
-export function createBlockNaming(d: DrainerDeps, log: Logger) {
+// How long past the last able entry's deadline its timer's ask comes (database time against the
+// timer's; an ask a hair early finds it live, and arms again for the rest).
+const ENDS_MARGIN_MS = 100
+
+export function createBlockNaming(
+  d: DrainerDeps,
+  log: Logger,
+  /** An ask owed by its timer (the loop's wake); `stopped`: no timer armed once the drainer stops. */
+  loop: { wake: () => void; stopped: () => boolean },
+) {
   // The due rows a block holds are named by a pass, one bounded statement per block (each block
   // ends in a claim, which the next refusal follows), and rows enqueued since at each wake
   // meanwhile, by id: never all of them on every wake (waiting-marks.ts).
@@ -33,6 +43,19 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
     if (!pacedNamed && (pacedAsked || asking)) askAgain = true
     return askAgain
   }
+  // And once more when the last entry able to send stops reading live (paced-rows-blocked.ts
+  // endsInMs: a killed machine's, two of its leases past its last beat), within this block: no
+  // statement marks that moment, and the next block's ask came up to a minute after it. Armed only
+  // to come before the block ends, so a live peer (its deadline a lease or more away at each beat)
+  // costs no ask beyond the block's own, bar a short LEASE_SECONDS; cleared by a claim.
+  const endsTimer = createDueTimer({
+    clock: d.clock,
+    horizonMs: () => d.sendBlockedForMs?.() ?? 0,
+    stopped: loop.stopped,
+    fire: () => {
+      if (owe()) loop.wake()
+    },
+  })
   async function markWaiting() {
     // Taken at once, so that a loop asked to come back for it comes back once.
     const again = askAgain
@@ -53,6 +76,8 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
     }
     pacedAsked = true
     pacedNamed = paced.everyone
+    // A few ms past it: the entry reads live up to its deadline inclusive.
+    if (paced.endsInMs !== undefined) endsTimer.arm(paced.endsInMs + ENDS_MARGIN_MS)
     if (paced.named > 0)
       log.debug('rows sent back for a pacing turn due and named by the block', {
         paced: paced.named,
@@ -71,6 +96,7 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
       blockNamed = false
       pacedAsked = false
       askAgain = false
+      endsTimer.clear()
     },
     /**
      * The worker's own entry noted a refusal (credential-refusal-note.ts): an ask this block made
@@ -82,6 +108,8 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
      * this block has not asked yet (its ask comes), nor once the turns are given up.
      */
     workerStopped: owe,
+    /** The drainer stops: its timer cleared. */
+    stopped: () => endsTimer.clear(),
     /** An ask owed again: the loop calls markWaiting once more before it waits. */
     askOwed: () => askAgain,
   }

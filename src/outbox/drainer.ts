@@ -157,7 +157,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
   // Nor while this worker's token request hangs: its rows would go back for a worker with a token.
   const heldForToken = () => d.heldForToken?.() ?? null
   const mayClaim = () => wanted && roomToClaim() && blockedMs() <= 0 && heldForToken() === null
-  const blockNaming = createBlockNaming(d, log)
+  const blockNaming = createBlockNaming(d, log, {
+    wake: () => wakeUp?.(),
+    stopped: () => stopping.signal.aborted,
+  })
 
   async function run() {
     while (!stopping.signal.aborted) {
@@ -231,6 +234,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       wakeUp?.()
       due.clear()
       poll.clear()
+      blockNaming.stopped()
       await loop
       // The loop is over: a row it released while running and had not claimed again since is
       // due at once for the others, and only a wake tells them (own-releases.ts).

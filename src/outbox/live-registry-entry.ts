@@ -14,3 +14,15 @@ export function liveRegistryEntry(alias: string) {
   return sql`${w}.last_heartbeat_at >= now() - make_interval(
                secs => 2 * coalesce(${w}.lease_seconds, ${LONGEST_LEASE_SECONDS}::int))`
 }
+
+/**
+ * When the entry as `alias` stops reading live by liveRegistryEntry's rule, absent a beat: two of
+ * its own lease lengths (or of the longest, noting none) past its last beat. No statement marks
+ * that moment (a killed worker's entry is purged only after a day): a reader that waits for it
+ * asks again then (paced-rows-blocked.ts).
+ */
+export function liveRegistryEntryEnd(alias: string) {
+  const w = sql.raw(alias)
+  return sql`(${w}.last_heartbeat_at + make_interval(
+                secs => 2 * coalesce(${w}.lease_seconds, ${LONGEST_LEASE_SECONDS}::int)))`
+}

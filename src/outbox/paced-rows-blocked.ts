@@ -2,7 +2,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { entryCanSend } from './entry-can-send.ts'
-import { liveRegistryEntry } from './live-registry-entry.ts'
+import { liveRegistryEntry, liveRegistryEntryEnd } from './live-registry-entry.ts'
 import { PACED_CODE } from './settle-item.ts'
 import { writingStorable } from './storable-in-encoding.ts'
 import { WAITING_ROWS_PER_MARK } from './waiting-rows.ts'
@@ -32,20 +32,30 @@ import { WAITING_ROWS_PER_MARK } from './waiting-rows.ts'
  * due, up to the furthest turn (email_outbox_claim_idx: pending; send_at its second key). Rows
  * another transaction holds are skipped (each is named by a pass once due). The registry is a
  * handful of rows, read whole once (an InitPlan: when not everyone's, no outbox row is read).
- * Returns whether it acted and the rows it named.
+ * Returns whether it acted and the rows it named; when not, `endsInMs` (database time): in how
+ * long, absent a beat meanwhile, no other entry would still read as able to send, each by the
+ * earlier of its two leases past its last beat and its cached token's noted end. A killed working
+ * peer's entry stays live until then and no statement marks that moment: the caller asks again at
+ * it (block-naming.ts), not at its next block, a minute later. A live peer beats before it (idle,
+ * once per lease length): the ask finds it live again, and its turns kept.
  */
 export async function pacedRowsBlocked(
   db: Kysely<Database>,
   block: { code: string; message: string },
   workerId: string,
   limit = WAITING_ROWS_PER_MARK,
-): Promise<{ everyone: boolean; named: number }> {
+): Promise<{ everyone: boolean; named: number; endsInMs?: number }> {
   const { rows } = await writingStorable(db, (fit) =>
-    sql<{ everyone: boolean; named: number }>`
-    with everyone as materialized (
-      select not exists (select from mailer.workers w
-                          where w.id <> ${workerId} and ${entryCanSend('w')}
-                            and ${liveRegistryEntry('w')}) as refused
+    sql<{ everyone: boolean; named: number; ends_in_ms: number | null }>`
+    with able as materialized (
+      -- Able until the earlier of its liveness's end and its cached token's (none while not refused).
+      select least(${liveRegistryEntryEnd('w')},
+                   case when w.credential_refused_code is not null then w.credential_serves_until end) as ends_at
+        from mailer.workers w
+       where w.id <> ${workerId} and ${entryCanSend('w')} and ${liveRegistryEntry('w')}
+    ), everyone as materialized (
+      select not exists (select from able) as refused,
+             mailer.ms_until((select max(ends_at) from able)) as ends_in_ms
     ), picked as (
       select o.id from mailer.email_outbox o
        where (select refused from everyone)
@@ -63,9 +73,13 @@ export async function pacedRowsBlocked(
     ), given_up as (
       delete from mailer.mailbox_pacing where mailbox like 'queue %' and (select refused from everyone)
     )
-    select (select refused from everyone) as everyone, (select count(*) from named)::int as named`.execute(
-      db,
-    ),
+    select (select refused from everyone) as everyone, (select count(*) from named)::int as named,
+           (select ends_in_ms from everyone)::float8 as ends_in_ms`.execute(db),
   )
-  return { everyone: rows[0]?.everyone ?? false, named: rows[0]?.named ?? 0 }
+  const endsInMs = rows[0]?.ends_in_ms
+  return {
+    everyone: rows[0]?.everyone ?? false,
+    named: rows[0]?.named ?? 0,
+    ...(endsInMs != null && { endsInMs: Math.max(0, Number(endsInMs)) }),
+  }
 }

@@ -217,6 +217,12 @@ async function turnsReserved(n: number) {
   )
 }
 
+/** An ask's answer, its `endsInMs` (paced-rows-blocked.ts) in whole seconds: the statement's own time rounded off. */
+const inSeconds = ({ endsInMs, ...a }: Awaited<ReturnType<typeof pacedRowsBlocked>>) => ({
+  ...a,
+  ...(endsInMs !== undefined && { endsInS: Math.round(endsInMs / 1000) }),
+})
+
 test('an entry noting no refusal holds the turns while live by its own lease length (two of them: a crashed process’s too, as an idle live one beats once per lease); past that, or noting one, it does not; a release before 0084’s, two of the longest lease', async () => {
   await turnsReserved(3)
   const block = { code: 'AADSTS7000222', message: 'invalid_client: AADSTS7000222: expired' }
@@ -232,7 +238,8 @@ test('an entry noting no refusal holds the turns while live by its own lease len
   // Killed 100 s ago (a lease of 60 s): an idle live worker beats once per lease length, and
   // later after a failed reclaim, so one beat missed is no death.
   await entry('crashed:2:abcdef', 60, 100)
-  expect(await ask()).toEqual({ everyone: false, named: 0 })
+  // Not everyone's: and in how long its entry stops reading live, absent a beat (20 s).
+  expect(inSeconds(await ask())).toEqual({ everyone: false, named: 0, endsInS: 20 })
   expect(await reservedTurns()).toBe(1)
   // Two of its lease lengths passed: no longer live. A release before 0084 (no lease noted),
   // stopped uncleanly 1 h 59 min ago, still is: LEASE_SECONDS' longest, an hour, twice.
@@ -243,7 +250,7 @@ test('an entry noting no refusal holds the turns while live by its own lease len
     )
   await beatAgo('crashed:2:abcdef', 121)
   await entry('older:3:abcdef', null, 7140)
-  expect(await ask()).toEqual({ everyone: false, named: 0 })
+  expect(inSeconds(await ask())).toEqual({ everyone: false, named: 0, endsInS: 60 })
   // A refused one counts as refused, live or not; the older one gone: the turns are given up.
   await t.pool.query(
     `update mailer.workers set credential_refused_code = 'AADSTS7000222', credential_refused_since = now()
@@ -455,7 +462,7 @@ test('a worker whose token came reserves no turn before its entry’s note clear
         ? true
         : undefined,
     ).catch(() => undefined)
-    expect(asked as unknown).toEqual({ everyone: false, named: 0 })
+    expect(asked as unknown).toEqual({ everyone: false, named: 0, endsInMs: expect.any(Number) })
     // The row waiting in place may be sent back to its turn between two reads (ciF: n 8 read
     // against 9 paced): the two are read until a pair agrees, bounded, then as they stand.
     let sending = await inPlace()
@@ -531,6 +538,7 @@ test('a worker whose refresh is refused while its cached token serves sends and 
     expect(await pacedRowsBlocked(t.db, block, 'b:1:abcdef')).toEqual({
       everyone: false,
       named: 0,
+      endsInMs: expect.any(Number),
     })
     expect(await pendingRows()).toEqual([{ code: 'mailbox_paced', words: false, due: false, n: 9 }])
     expect(await reservedTurns()).toBe(1)
@@ -566,7 +574,13 @@ test('an entry noting a refusal with a cached token serving holds the turns unti
      values ('serving:2:abcdef', 'h', 2, 'v', 60, 'AADSTS7000222', now(), now() + interval '4 minutes')`,
   )
   const ask = () => pacedRowsBlocked(t.db, block, 'me:1:abcdef')
-  expect(await ask()).toEqual({ everyone: false, named: 0 })
+  // It stops reading able at the earlier of its two leases (120 s) and its token's end (4 min).
+  expect(inSeconds(await ask())).toEqual({ everyone: false, named: 0, endsInS: 120 })
+  await t.pool.query(
+    `update mailer.workers set credential_serves_until = now() + interval '30 seconds'
+      where id = 'serving:2:abcdef'`,
+  )
+  expect(inSeconds(await ask())).toEqual({ everyone: false, named: 0, endsInS: 30 })
   expect(await reservedTurns()).toBe(1)
   // Its use passed (as the database's clock reads it): the entry still notes the refusal, unchanged.
   await t.pool.query(
