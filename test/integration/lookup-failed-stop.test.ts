@@ -49,12 +49,15 @@ test('a lookup Graph answers 500 once a stop has begun is a failed lookup (looku
     lookupAnswerAfter: answered,
   })
   await enqueueInterrupted(ROWS)
-  // Its requests' deadline 10 s: the held lookups are answered well within it.
+  // Its requests' deadline 10 s: the held lookups are answered well within it. Its backoff 45 to
+  // 75 s (the retry base 60 s), so `later` reads it however slow the stop and the read that follow
+  // are: at graphWorker's 1 s (0.75 to 1.25 s) a loaded machine read the row due already.
   const engine = graphWorker(t, fake, {
     workerId: 'stopping-worker',
     mailFrom: 'sender@example.com',
     graceSeconds: 30,
     timeoutSeconds: 10,
+    retryBaseSeconds: 60,
   })
   engines.push(engine)
   await engine.start()
