@@ -8,8 +8,11 @@ import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 
-// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
-setDefaultTimeout(30_000)
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). Past the sum
+// of a test's own bounds (its waits for events and polls: up to 70 s), so that on a loaded machine
+// a wait's bound, not the test's timeout, tells what failed: a test cut off at its timeout runs on
+// beside the next one, its engine taking the next test's rows.
+setDefaultTimeout(90_000)
 
 const t = useTestDb({ resetEach: true })
 const MAILBOX = 'paced@example.com'
