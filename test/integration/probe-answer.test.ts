@@ -95,4 +95,6 @@ test('after the probe’s 202 the worker’s very next claim takes a full batch:
     [1, 10],
     [1, 10],
   ])
-})
+  // Past the sum of its bounded waits (three rounds of two 30 s polls): on a loaded machine the
+  // file's 60 s cut it off mid-round, its worker running on beside the next test, telling nothing.
+}, 200_000)
