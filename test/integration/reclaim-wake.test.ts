@@ -28,12 +28,14 @@ test('a row whose worker died, reclaimed by a worker whose token request is slow
   started.push(other)
   await other.start()
   await pollUntil(async () => (claims >= 1 ? true : undefined))
-  // A worker died holding the row, its send not started: its lease has ended.
-  const id = await enqueue(t)
+  // A worker died holding the row, its send not started: its lease has ended. Enqueued an hour
+  // ahead, so the enqueue's own notification brings the other worker nothing to claim: only the
+  // reclaim's wake can.
+  const id = await enqueue(t, undefined, { sendAt: new Date(Date.now() + 3_600_000).toISOString() })
   await t.pool.query(
     `update mailer.email_outbox
         set status = 'sending', attempts = 1, lease_owner = 'gone', lease_token = gen_random_uuid(),
-            lease_expires_at = now() - interval '1 second'
+            lease_expires_at = now() - interval '1 second', send_at = now() - interval '1 second'
       where id = $1`,
     [id],
   )
