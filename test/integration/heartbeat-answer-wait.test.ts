@@ -33,8 +33,8 @@ const { closing } = endedAfterEach()
 
 /**
  * One row claimed (recorded as started: its send has no last check) at monotonic 1,000,000 for
- * 30 s, and a heartbeat of it sent at 1,010,000 whose statement runs and commits but whose answer
- * the proxy holds. The margin for a short send is 3 s: the claim's confirmation holds up to
+ * 30 s, and a heartbeat of it sent at 1,010,000 whose statement has run and committed when this
+ * returns but whose answer the proxy holds. The margin for a short send is 3 s: the claim's confirmation holds up to
  * 1,027,000, the heartbeat's, once answered, up to 1,037,000. `taken`: another claim took the row
  * before the heartbeat's statement ran; `lastCheck`: the row has an expiry, so the claim leaves its
  * last check to its send slot (sql/0017); `waitRunsOut`: a wait on the clock ends at once, the
@@ -118,9 +118,11 @@ async function heartbeatUnanswered(
   proxy.holdAnswerOnceAt('locked as materialized')
   const beat = heartbeat()
   await pollUntil(async () => (proxy.holding() ? true : undefined))
-  // Busy: the statement has run (its registry beat committed) while the row was held.
-  if (locked)
-    await pollUntil(async () => ((await registryBeats()) !== beatsBefore ? true : undefined))
+  // The proxy holds from the statement's sending, not its running: the statement has run (its
+  // registry beat committed) before any delivery starts. Else a last check (start_sends) that
+  // locked the row first had the heartbeat skip it as busy, and the send waited on for the busy
+  // row's retry (a second wait). Busy: it ran while the row was held.
+  await pollUntil(async () => ((await registryBeats()) !== beatsBefore ? true : undefined))
   const sender = createFakeSender()
   const deps = deliveryDeps(t.db, { sender, clock, deadlines, onEvent: (e) => events.push(e) })
   return {
