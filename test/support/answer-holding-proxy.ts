@@ -12,7 +12,10 @@ export interface AnswerHoldingProxy {
    * (and commits it) meanwhile. The other connections pass.
    */
   holdAnswerOnceAt(text: string): void
-  /** Whether an answer is held now. */
+  /**
+   * Whether an answer is held now: true from the statement's sending, which the server may not have
+   * run yet (a caller that needs its effects waits for them in the database).
+   */
   holding(): boolean
   /** Forwards what was held, and passes that connection's bytes from then on. */
   release(): void
