@@ -86,6 +86,8 @@ export async function takeHolderLock(
     timeoutMs: number
     quiet?: boolean
     held?: (note: string) => void
+    /** The worker's stop: the take is waited for no longer, and its answer is not held (null). */
+    stopping?: AbortSignal
   },
 ): Promise<string | null> {
   // Held again (a later session of a live worker's): the takes' sightings of its lock gone are
@@ -109,15 +111,24 @@ export async function takeHolderLock(
     )
     .then(({ rows }) => rows[0]?.note ?? null)
   let note: string | null
+  const stopped = Promise.withResolvers<null>()
+  const onStop = () => stopped.resolve(null)
+  o.stopping?.addEventListener('abort', onStop)
   try {
-    note = await waitAtMost(o.clock, take, o.timeoutMs)
+    // The race subscribes to the take: its later failure, once stopped, is no unhandled rejection.
+    note = await Promise.race([waitAtMost(o.clock, take, o.timeoutMs), stopped.promise])
+    // A stop meanwhile: the caller ends the session, and the lock with it (never told as held).
+    if (o.stopping?.aborted) return null
   } catch (err) {
+    if (o.stopping?.aborted) return null
     if (!o.quiet)
       o.log.warn('could not take the liveness lock; send slots wait out their TTL', {
         db: o.db,
         err,
       })
     return null
+  } finally {
+    o.stopping?.removeEventListener('abort', onStop)
   }
   if (note) {
     o.held?.(note)

@@ -78,7 +78,14 @@ export function createListener(d: ListenerDeps): Listener {
       if (stopping.signal.aborted) return 'lost'
       // Before the session is shared or listening is told: its statements are this one's alone.
       if (d.holder !== undefined)
-        lockNote = await takeHolderLock(client, d.holder, { ...d, timeoutMs: checkTimeoutMs, held })
+        lockNote = await takeHolderLock(client, d.holder, {
+          ...d,
+          timeoutMs: checkTimeoutMs,
+          held,
+          stopping: stopping.signal,
+        })
+      // A stop meanwhile: likewise, the session (and a lock its take got) ends here, not listening.
+      if (stopping.signal.aborted) return 'lost'
       setState('listening')
       let answeredAt = Number.NEGATIVE_INFINITY
       d.shared?.attach(client, () => {
