@@ -30,7 +30,8 @@ export function createBlockNaming(
   // this block's ask began (askAgain): two workers refused at once each asked before the other's
   // note landed and found the other not refused; the one whose note lands last asks after both
   // have, and acts. And once more when a worker that could send stops cleanly (its notification,
-  // worker-stopped-notice.ts): the only working one gone, its turns were kept until the next block.
+  // worker-stopped-notice.ts): the only working one gone, its turns were kept until the next block;
+  // even after the turns were given up, as a working one started since may have taken rows to turns.
   let pacedNamed = false
   let pacedAsked = false
   let asking = false
@@ -42,6 +43,16 @@ export function createBlockNaming(
   const owe = () => {
     if (!pacedNamed && (pacedAsked || asking)) askAgain = true
     return askAgain
+  }
+  // A worker that could send stopped: as owe, and also once the turns are given up: a working
+  // worker started after that ask may have taken rows to turns of its own since (no claim of this
+  // worker's paces one while blocked, so nothing here saw them), kept until they came due. One
+  // ask per such notification (sent only while this worker's entry notes a refusal).
+  const stoppedPeer = () => {
+    if (!pacedNamed) return owe()
+    pacedNamed = false
+    askAgain = true
+    return true
   }
   // And once more when the last entry able to send stops reading live (paced-rows-blocked.ts
   // endsInMs: a killed machine's, two of its leases past its last beat), within this block: no
@@ -104,10 +115,11 @@ export function createBlockNaming(
      */
     refusalNoted: owe,
     /**
-     * A worker that could send stopped cleanly (worker-stopped-notice.ts): likewise. None owed when
-     * this block has not asked yet (its ask comes), nor once the turns are given up.
+     * A worker that could send stopped cleanly (worker-stopped-notice.ts): likewise, and owed once
+     * the turns are given up too (turns a later worker took since). None owed when this block has
+     * not asked yet (its ask comes).
      */
-    workerStopped: owe,
+    workerStopped: stoppedPeer,
     /** The drainer stops: its timer cleared. */
     stopped: () => endsTimer.clear(),
     /** An ask owed again: the loop calls markWaiting once more before it waits. */

@@ -1,0 +1,146 @@
+// A refused worker that already gave up the pacing turns, and a working worker started after it that took rows to turns and then stopped: those turns given up too, not kept until they come due.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { deregisterWorker } from '../../src/outbox/deregister-worker.ts'
+import { useTestDb } from '../support/db.ts'
+import { enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { generateTestCertificate } from '../support/fake-graph.ts'
+import { throughQueries } from '../support/through-queries.ts'
+import { startOutage } from '../support/token-outage.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+
+/** An expired client secret: the refusal an operator meets when one runs out. */
+const EXPIRED = { status: 401, error: 'invalid_client', aadsts: 7000222 }
+/** The statement that gives the turns up once everyone is refused (paced-rows-blocked.ts). */
+const ASK = "delete from mailer.mailbox_pacing where mailbox like 'queue %'"
+
+const count = async (where: string) =>
+  (
+    await t.pool.query<{ n: number }>(
+      `select count(*)::int as n from mailer.email_outbox where ${where}`,
+    )
+  ).rows[0]!.n
+
+/** Mailboxes with turns reserved for rows sent back to wait for them (reservePacing's horizon). */
+const reservedTurns = async () =>
+  (
+    await t.pool.query<{ n: number }>(
+      `select count(*)::int as n from mailer.mailbox_pacing where mailbox like 'queue %'`,
+    )
+  ).rows[0]!.n
+
+/** What GET /v1/outbox shows of the pending rows: their code, due or not. */
+const pendingRows = async () =>
+  (
+    await t.pool.query(
+      `select last_error_code as code, send_at <= now() as due, count(*)::int as n
+         from mailer.email_outbox where status = 'pending' group by 1, 2 order by 1, 2`,
+    )
+  ).rows
+
+test('a working worker started after the refused worker gave the turns up takes rows to turns, then stops cleanly: the refused worker gives those up too, at its notification', async () => {
+  let asks = 0
+  const db = throughQueries(t, async (run, text) => {
+    const answer = await run()
+    if (text.includes(ASK)) asks++
+    return answer
+  })
+  // One a minute, 10 rows held an hour ahead: the worker sends one while its token serves, the
+  // other nine back to turns a minute apart.
+  const r = await startOutage(t, {
+    rows: 10,
+    cert: await generateTestCertificate(),
+    tokenFault: null,
+    ratePerMinute: 1,
+    notesRefusal: true,
+    options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
+    deps: { db },
+  })
+  try {
+    await t.pool.query(`update mailer.email_outbox set send_at = now() - interval '1 hour'`)
+    r.engine.drainer.wake()
+    await pollUntil(async () =>
+      r.engine.drainer.status().inFlight === 0 &&
+      (await count(`status = 'sent'`)) === 1 &&
+      (await count(`last_error_code = 'mailbox_paced'`)) === 9
+        ? true
+        : undefined,
+    )
+    // The turns and their rows as a working worker's send-back leaves them: written back below,
+    // as the later working worker's own.
+    const turns = (
+      await t.pool.query(
+        `select mailbox, next_at from mailer.mailbox_pacing where mailbox like 'queue %'`,
+      )
+    ).rows
+    const paced = (
+      await t.pool.query(
+        `select id, send_at, last_error, last_error_code from mailer.email_outbox
+          where last_error_code = 'mailbox_paced'`,
+      )
+    ).rows
+
+    // Refused, alone: the turns given up at once (the refused worker's block stands until the
+    // test's clock moves).
+    r.clock.advance(2 * 3600_000)
+    r.fake.setFaults({ token: Array.from({ length: 100 }, () => EXPIRED) })
+    await enqueue(t)
+    r.engine.drainer.wake()
+    await pollUntil(async () =>
+      asks > 0 &&
+      (await reservedTurns()) === 0 &&
+      (await count(`last_error_code = 'mailbox_paced'`)) === 0
+        ? true
+        : undefined,
+    )
+    expect(r.transport.blockedForMs()).toBeGreaterThan(0)
+
+    // Another machine whose credential works starts, claims the nine due rows and sends them back
+    // to turns (its rate's): its entry live, noting no refusal.
+    await t.pool.query(
+      `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
+       values ('working:2:abcdef', 'working', 2, 'test', '', 60)`,
+    )
+    for (const p of turns)
+      await t.pool.query(`insert into mailer.mailbox_pacing (mailbox, next_at) values ($1, $2)`, [
+        p.mailbox,
+        p.next_at,
+      ])
+    for (const p of paced)
+      await t.pool.query(
+        `update mailer.email_outbox set send_at = $2, last_error = $3, last_error_code = $4
+          where id = $1`,
+        [p.id, p.send_at, p.last_error, p.last_error_code],
+      )
+    expect(await reservedTurns()).toBe(1)
+
+    // It stops cleanly: no live worker can send. Given up within a bound (read as they stand
+    // should it not come).
+    const asked = asks
+    await deregisterWorker(t.db, 'working:2:abcdef')
+    await pollUntil(async () => ((await reservedTurns()) === 0 ? true : undefined), 10_000).catch(
+      () => undefined,
+    )
+    expect({
+      rows: await pendingRows(),
+      turns: await reservedTurns(),
+      askedAgain: asks > asked,
+    }).toEqual({
+      rows: [
+        { code: 'AADSTS7000222', due: false, n: 1 },
+        { code: 'AADSTS7000222', due: true, n: 9 },
+      ],
+      turns: 0,
+      askedAgain: true,
+    })
+    // Still within the block: nothing else asked Entra or sent.
+    expect(r.transport.blockedForMs()).toBeGreaterThan(0)
+    expect(r.fake.accepted).toHaveLength(1)
+  } finally {
+    await r.stop()
+  }
+})
