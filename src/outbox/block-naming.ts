@@ -21,17 +21,19 @@ export function createBlockNaming(
   const waitingMarks = createWaitingMarks(d.db)
   // This block's step of the pass made; reset by each claim.
   let blockNamed = false
-  // The turns reserved before a block given up, their rows due and named by it, since the last
-  // token (paced-rows-blocked.ts): a row is paced only with a token in hand (sender.ts, ready),
-  // so no claim paces one while blocks last, and one statement at the first block after a token
-  // does it, once the refusal is every live worker's. Until then it is asked once per block
-  // (reset by each claim: a refusal's cooldown, a minute), as the refusal may reach the others
-  // later: never per wake. And once more when the worker's own note of a refusal commits after
-  // this block's ask began (askAgain): two workers refused at once each asked before the other's
-  // note landed and found the other not refused; the one whose note lands last asks after both
-  // have, and acts. And once more when a worker that could send stops cleanly (its notification,
-  // worker-stopped-notice.ts): the only working one gone, its turns were kept until the next block;
-  // even after the turns were given up, as a working one started since may have taken rows to turns.
+  // The turns reserved before a block given up, their rows due and named by it, in this block
+  // (paced-rows-blocked.ts), once the refusal is every live worker's. Asked once per block (reset
+  // by each claim: a refusal's cooldown, a minute), never per wake: the refusal may reach the others
+  // later, and a working worker started after an ask that gave the turns up may have taken rows to
+  // turns of its own since, then been killed (its entry reads dead two leases on, no notification):
+  // this worker paces none while blocks last (a row is paced only with a token in hand, sender.ts,
+  // ready), so nothing else here gives those up before they come due. And once more when the
+  // worker's own note of a refusal commits after this block's ask began (askAgain): two workers
+  // refused at once each asked before the other's note landed and found the other not refused; the
+  // one whose note lands last asks after both have, and acts. And once more when a worker that could
+  // send stops cleanly (its notification, worker-stopped-notice.ts): the only working one gone, its
+  // turns were kept until the next block; even after the turns were given up, as a working one
+  // started since may have taken rows to turns.
   let pacedNamed = false
   let pacedAsked = false
   let asking = false
@@ -105,6 +107,7 @@ export function createBlockNaming(
     /** A claim was made: the next block is named from its pass. */
     claimed: () => {
       blockNamed = false
+      pacedNamed = false
       pacedAsked = false
       askAgain = false
       endsTimer.clear()

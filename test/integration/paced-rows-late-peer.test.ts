@@ -1,4 +1,4 @@
-// A refused worker that already gave up the pacing turns, and a working worker started after it that took rows to turns and then stopped: those turns given up too, not kept until they come due.
+// A refused worker that already gave up the pacing turns, and a working worker started after it that took rows to turns and then stopped or was killed: those turns given up too, not kept until they come due.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { deregisterWorker } from '../../src/outbox/deregister-worker.ts'
 import { useTestDb } from '../support/db.ts'
@@ -138,6 +138,129 @@ test('a working worker started after the refused worker gave the turns up takes 
       askedAgain: true,
     })
     // Still within the block: nothing else asked Entra or sent.
+    expect(r.transport.blockedForMs()).toBeGreaterThan(0)
+    expect(r.fake.accepted).toHaveLength(1)
+  } finally {
+    await r.stop()
+  }
+})
+
+test('a working worker started after the refused worker gave the turns up takes rows to turns, then is killed (its entry left): the refused worker gives those up at its next block once that entry reads dead, not when the turns come due', async () => {
+  let asks = 0
+  const db = throughQueries(t, async (run, text) => {
+    const answer = await run()
+    if (text.includes(ASK)) asks++
+    return answer
+  })
+  // One a minute, 10 rows held an hour ahead: the worker sends one while its token serves, the
+  // other nine back to turns a minute apart.
+  const r = await startOutage(t, {
+    rows: 10,
+    cert: await generateTestCertificate(),
+    tokenFault: null,
+    ratePerMinute: 1,
+    notesRefusal: true,
+    options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
+    deps: { db },
+  })
+  try {
+    await t.pool.query(`update mailer.email_outbox set send_at = now() - interval '1 hour'`)
+    r.engine.drainer.wake()
+    await pollUntil(async () =>
+      r.engine.drainer.status().inFlight === 0 &&
+      (await count(`status = 'sent'`)) === 1 &&
+      (await count(`last_error_code = 'mailbox_paced'`)) === 9
+        ? true
+        : undefined,
+    )
+    // The turns and their rows as a working worker's send-back leaves them: written back below,
+    // as the later working worker's own.
+    const turns = (
+      await t.pool.query(
+        `select mailbox, next_at from mailer.mailbox_pacing where mailbox like 'queue %'`,
+      )
+    ).rows
+    const paced = (
+      await t.pool.query(
+        `select id, send_at, last_error, last_error_code from mailer.email_outbox
+          where last_error_code = 'mailbox_paced'`,
+      )
+    ).rows
+
+    // Refused, alone: the turns given up at once (the refused worker's block stands until the
+    // test's clock moves).
+    r.clock.advance(2 * 3600_000)
+    r.fake.setFaults({ token: Array.from({ length: 100 }, () => EXPIRED) })
+    await enqueue(t)
+    r.engine.drainer.wake()
+    await pollUntil(async () =>
+      asks > 0 &&
+      (await reservedTurns()) === 0 &&
+      (await count(`last_error_code = 'mailbox_paced'`)) === 0
+        ? true
+        : undefined,
+    )
+    expect(r.transport.blockedForMs()).toBeGreaterThan(0)
+
+    // Another machine whose credential works starts, claims the nine due rows and sends them back
+    // to turns (its rate's): its entry live, noting no refusal.
+    await t.pool.query(
+      `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
+       values ('working:2:abcdef', 'working', 2, 'test', '', 5)`,
+    )
+    for (const p of turns)
+      await t.pool.query(`insert into mailer.mailbox_pacing (mailbox, next_at) values ($1, $2)`, [
+        p.mailbox,
+        p.next_at,
+      ])
+    for (const p of paced)
+      await t.pool.query(
+        `update mailer.email_outbox set send_at = $2, last_error = $3, last_error_code = $4
+          where id = $1`,
+        [p.id, p.send_at, p.last_error, p.last_error_code],
+      )
+    expect(await reservedTurns()).toBe(1)
+
+    // It is killed: no beat, no stop. Once its entry reads dead (two of its leases past its beat),
+    // a new row meets the refusal again after the block's cooldown (the test's clock): the next
+    // block. Given up within a bound (read as they stand should it not come).
+    await pollUntil(
+      async () =>
+        (
+          await t.pool.query(
+            `select 1 from mailer.workers where id = 'working:2:abcdef'
+                and last_heartbeat_at < now() - make_interval(secs => 2 * lease_seconds)`,
+          )
+        ).rowCount === 1
+          ? true
+          : undefined,
+      30_000,
+    )
+    const asked = asks
+    r.clock.advance(61_000)
+    await enqueue(t)
+    r.engine.drainer.wake()
+    // The new row back, refused, as well.
+    await pollUntil(
+      async () =>
+        (await reservedTurns()) === 0 && (await count(`last_error_code = 'AADSTS7000222'`)) === 11
+          ? true
+          : undefined,
+      10_000,
+    ).catch(() => undefined)
+    expect({
+      rows: await pendingRows(),
+      turns: await reservedTurns(),
+      askedAgain: asks > asked,
+    }).toEqual({
+      rows: [
+        { code: 'AADSTS7000222', due: false, n: 2 },
+        { code: 'AADSTS7000222', due: true, n: 9 },
+      ],
+      turns: 0,
+      askedAgain: true,
+    })
+    // A block again (the new row's refusal); nothing sent.
     expect(r.transport.blockedForMs()).toBeGreaterThan(0)
     expect(r.fake.accepted).toHaveLength(1)
   } finally {
