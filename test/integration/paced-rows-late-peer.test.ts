@@ -5,6 +5,7 @@ import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { generateTestCertificate } from '../support/fake-graph.ts'
+import { EXPIRED, GIVE_UP_ASK, pacedReads } from '../support/paced-refusal.ts'
 import { throughQueries } from '../support/through-queries.ts'
 import { startOutage } from '../support/token-outage.ts'
 
@@ -12,41 +13,13 @@ import { startOutage } from '../support/token-outage.ts'
 setDefaultTimeout(60_000)
 
 const t = useTestDb({ resetEach: true })
-
-/** An expired client secret: the refusal an operator meets when one runs out. */
-const EXPIRED = { status: 401, error: 'invalid_client', aadsts: 7000222 }
-/** The statement that gives the turns up once everyone is refused (paced-rows-blocked.ts). */
-const ASK = "delete from mailer.mailbox_pacing where mailbox like 'queue %'"
-
-const count = async (where: string) =>
-  (
-    await t.pool.query<{ n: number }>(
-      `select count(*)::int as n from mailer.email_outbox where ${where}`,
-    )
-  ).rows[0]!.n
-
-/** Mailboxes with turns reserved for rows sent back to wait for them (reservePacing's horizon). */
-const reservedTurns = async () =>
-  (
-    await t.pool.query<{ n: number }>(
-      `select count(*)::int as n from mailer.mailbox_pacing where mailbox like 'queue %'`,
-    )
-  ).rows[0]!.n
-
-/** What GET /v1/outbox shows of the pending rows: their code, due or not. */
-const pendingRows = async () =>
-  (
-    await t.pool.query(
-      `select last_error_code as code, send_at <= now() as due, count(*)::int as n
-         from mailer.email_outbox where status = 'pending' group by 1, 2 order by 1, 2`,
-    )
-  ).rows
+const { count, reservedTurns, pendingRows } = pacedReads(t)
 
 test('a working worker started after the refused worker gave the turns up takes rows to turns, then stops cleanly: the refused worker gives those up too, at its notification', async () => {
   let asks = 0
   const db = throughQueries(t, async (run, text) => {
     const answer = await run()
-    if (text.includes(ASK)) asks++
+    if (text.includes(GIVE_UP_ASK)) asks++
     return answer
   })
   // One a minute, 10 rows held an hour ahead: the worker sends one while its token serves, the
@@ -149,7 +122,7 @@ test('a working worker started after the refused worker gave the turns up takes 
   let asks = 0
   const db = throughQueries(t, async (run, text) => {
     const answer = await run()
-    if (text.includes(ASK)) asks++
+    if (text.includes(GIVE_UP_ASK)) asks++
     return answer
   })
   // One a minute, 10 rows held an hour ahead: the worker sends one while its token serves, the

@@ -6,6 +6,7 @@ import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { generateTestCertificate } from '../support/fake-graph.ts'
+import { EXPIRED, GIVE_UP_ASK, pacedReads } from '../support/paced-refusal.ts'
 import { throughQueries } from '../support/through-queries.ts'
 import { startOutage } from '../support/token-outage.ts'
 
@@ -13,38 +14,11 @@ import { startOutage } from '../support/token-outage.ts'
 setDefaultTimeout(60_000)
 
 const t = useTestDb({ resetEach: true })
+const { count, reservedTurns, pendingRows: readPending } = pacedReads(t)
+const pendingRows = () => readPending({ words: true })
 
-/** An expired client secret: the refusal an operator meets when one runs out. */
-const EXPIRED = { status: 401, error: 'invalid_client', aadsts: 7000222 }
-/** The statement that gives the turns up once everyone is refused (paced-rows-blocked.ts). */
-const ASK = "delete from mailer.mailbox_pacing where mailbox like 'queue %'"
 /** The working machine's LEASE_SECONDS (the least the configuration takes): live two of them past its last beat. */
 const PEER_LEASE_SECONDS = 5
-
-const count = async (where: string) =>
-  (
-    await t.pool.query<{ n: number }>(
-      `select count(*)::int as n from mailer.email_outbox where ${where}`,
-    )
-  ).rows[0]!.n
-
-/** Mailboxes with turns reserved for rows sent back to wait for them (reservePacing's horizon). */
-const reservedTurns = async () =>
-  (
-    await t.pool.query<{ n: number }>(
-      `select count(*)::int as n from mailer.mailbox_pacing where mailbox like 'queue %'`,
-    )
-  ).rows[0]!.n
-
-/** What GET /v1/outbox shows of the pending rows: their code, Entra's words or not, due or not. */
-const pendingRows = async () =>
-  (
-    await t.pool.query(
-      `select last_error_code as code, last_error ~ '^invalid_client: AADSTS7000222' as words,
-              send_at <= now() as due, count(*)::int as n
-         from mailer.email_outbox where status = 'pending' group by 1, 2, 3 order by 1, 3`,
-    )
-  ).rows
 
 /** The working machine's registry entry beats (its reclaim's upsert, as far as liveness goes). */
 const peerBeats = () =>
@@ -72,12 +46,12 @@ test('the only working worker killed (its entry left, no beat since): the refuse
   let lateBeatAsk: number | undefined
   const turnsAnswered: number[] = []
   const db = throughQueries(t, async (run, text) => {
-    if (text.includes(ASK) && lateBeatAsk === undefined && (await peerBeatLate())) {
+    if (text.includes(GIVE_UP_ASK) && lateBeatAsk === undefined && (await peerBeatLate())) {
       lateBeatAsk = asks
       await peerBeats()
     }
     const answer = await run()
-    if (text.includes(ASK)) {
+    if (text.includes(GIVE_UP_ASK)) {
       asks++
       turnsAnswered.push(await reservedTurns())
     }

@@ -10,6 +10,7 @@ import { endedAfterEach } from '../support/ended-after-each.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { generateTestCertificate } from '../support/fake-graph.ts'
+import { EXPIRED, GIVE_UP_ASK, pacedReads } from '../support/paced-refusal.ts'
 import { throughQueries } from '../support/through-queries.ts'
 import { startOutage } from '../support/token-outage.ts'
 
@@ -17,45 +18,17 @@ import { startOutage } from '../support/token-outage.ts'
 setDefaultTimeout(60_000)
 
 const t = useTestDb({ resetEach: true })
+const { count, reservedTurns, pendingRows: readPending } = pacedReads(t)
+const pendingRows = () => readPending({ words: true })
 // Engines a test left running (one that timed out) stopped before the next test and the database's drop.
 const ended = endedAfterEach()
-
-/** An expired client secret: the refusal an operator meets when one runs out. */
-const EXPIRED = { status: 401, error: 'invalid_client', aadsts: 7000222 }
-/** The statement that gives the turns up once everyone is refused (paced-rows-blocked.ts). */
-const ASK = "delete from mailer.mailbox_pacing where mailbox like 'queue %'"
-
-const count = async (where: string) =>
-  (
-    await t.pool.query<{ n: number }>(
-      `select count(*)::int as n from mailer.email_outbox where ${where}`,
-    )
-  ).rows[0]!.n
-
-/** Mailboxes with turns reserved for rows sent back to wait for them (reservePacing's horizon). */
-const reservedTurns = async () =>
-  (
-    await t.pool.query<{ n: number }>(
-      `select count(*)::int as n from mailer.mailbox_pacing where mailbox like 'queue %'`,
-    )
-  ).rows[0]!.n
-
-/** What GET /v1/outbox shows of the pending rows: their code, Entra's words or not, due or not. */
-const pendingRows = async () =>
-  (
-    await t.pool.query(
-      `select last_error_code as code, last_error ~ '^invalid_client: AADSTS7000222' as words,
-              send_at <= now() as due, count(*)::int as n
-         from mailer.email_outbox where status = 'pending' group by 1, 2, 3 order by 1, 3`,
-    )
-  ).rows
 
 test('the only working worker’s clean stop has the refused worker give up the pacing turns at once: their rows due and named by the refusal, as status then reads them, not at its next block a minute later', async () => {
   // The refused worker's asks answered, counted: the test waits for its decision, not for a bound.
   let asks = 0
   const db = throughQueries(t, async (run, text) => {
     const answer = await run()
-    if (text.includes(ASK)) asks++
+    if (text.includes(GIVE_UP_ASK)) asks++
     return answer
   })
   // One a minute, 10 rows held an hour ahead: the worker (listening; its entry notes a refusal, as

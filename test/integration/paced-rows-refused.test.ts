@@ -9,6 +9,7 @@ import { endedAfterEach } from '../support/ended-after-each.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { generateTestCertificate } from '../support/fake-graph.ts'
+import { EXPIRED, GIVE_UP_ASK, pacedReads } from '../support/paced-refusal.ts'
 import { throughQueries } from '../support/through-queries.ts'
 import { type OutageRun, startOutage } from '../support/token-outage.ts'
 
@@ -16,28 +17,12 @@ import { type OutageRun, startOutage } from '../support/token-outage.ts'
 setDefaultTimeout(60_000)
 
 const t = useTestDb({ resetEach: true })
+const { count, reservedTurns } = pacedReads(t)
 // Engines a test left running (one that timed out) stopped before the next test and the database's drop.
 const ended = endedAfterEach()
 
-/** An expired client secret: the refusal an operator meets when one runs out. */
-const EXPIRED = { status: 401, error: 'invalid_client', aadsts: 7000222 }
 /** Past a token's use (an hour), as the token source's clock reads it. */
 const TOKEN_USED_UP_MS = 2 * 3600_000
-
-const count = async (where: string) =>
-  (
-    await t.pool.query<{ n: number }>(
-      `select count(*)::int as n from mailer.email_outbox where ${where}`,
-    )
-  ).rows[0]!.n
-
-/** Mailboxes with turns reserved for rows sent back to wait for them (reservePacing's horizon). */
-const reservedTurns = async () =>
-  (
-    await t.pool.query<{ n: number }>(
-      `select count(*)::int as n from mailer.mailbox_pacing where mailbox like 'queue %'`,
-    )
-  ).rows[0]!.n
 
 /**
  * One a minute, 10 rows (held an hour ahead until rowsPaced brings them due): one sent, the other
@@ -263,8 +248,6 @@ test('an entry noting no refusal holds the turns while live by its own lease len
   expect(await pendingRows()).toEqual([{ code: 'AADSTS7000222', words: true, due: true, n: 3 }])
 })
 
-/** The statement that gives the turns up once everyone is refused (paced-rows-blocked.ts). */
-const ASK = "delete from mailer.mailbox_pacing where mailbox like 'queue %'"
 /** A refusal's note in the worker's own entry (credential-refusal-note.ts). */
 const NOTE = 'update mailer.workers w'
 /** A beat of the worker's entry (registry-beat.ts registryBeat: an idle worker's rides on the reclaim). */
@@ -323,8 +306,8 @@ for (const [bNoteFails, aNotedFirst] of [
           await noted.a.wait()
         const afterNote = landed[me]
         const answer = await run()
-        if (text.includes(ASK)) asked[me].resolve()
-        if (text.includes(ASK) && me === 'a' && afterNote) askedAfterNote.resolve()
+        if (text.includes(GIVE_UP_ASK)) asked[me].resolve()
+        if (text.includes(GIVE_UP_ASK) && me === 'a' && afterNote) askedAfterNote.resolve()
         if (text.includes(NOTE)) {
           landed[me] = true
           noted[me].resolve()
