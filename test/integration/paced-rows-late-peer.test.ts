@@ -15,7 +15,12 @@ setDefaultTimeout(60_000)
 const t = useTestDb({ resetEach: true })
 const { count, reservedTurns, pendingRows } = pacedReads(t)
 
-test('a working worker started after the refused worker gave the turns up takes rows to turns, then stops cleanly: the refused worker gives those up too, at its notification', async () => {
+/**
+ * A refused worker alone that gave the pacing turns up, then a working worker (its lease
+ * `leaseSeconds`) started after it that claimed the nine due rows and sent them back to turns:
+ * its entry live, noting no refusal. `asks`: how many times the refused worker asked to give turns up.
+ */
+async function laterWorkerTookTurns(leaseSeconds: number) {
   let asks = 0
   const db = throughQueries(t, async (run, text) => {
     const answer = await run()
@@ -76,7 +81,7 @@ test('a working worker started after the refused worker gave the turns up takes 
     // to turns (its rate's): its entry live, noting no refusal.
     await t.pool.query(
       `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
-       values ('working:2:abcdef', 'working', 2, 'test', '', 60)`,
+       values ('working:2:abcdef', 'working', 2, 'test', '', ${leaseSeconds})`,
     )
     for (const p of turns)
       await t.pool.query(`insert into mailer.mailbox_pacing (mailbox, next_at) values ($1, $2)`, [
@@ -90,10 +95,19 @@ test('a working worker started after the refused worker gave the turns up takes 
         [p.id, p.send_at, p.last_error, p.last_error_code],
       )
     expect(await reservedTurns()).toBe(1)
+    return { r, asks: () => asks }
+  } catch (e) {
+    await r.stop()
+    throw e
+  }
+}
 
+test('a working worker started after the refused worker gave the turns up takes rows to turns, then stops cleanly: the refused worker gives those up too, at its notification', async () => {
+  const { r, asks } = await laterWorkerTookTurns(60)
+  try {
     // It stops cleanly: no live worker can send. Given up within a bound (read as they stand
     // should it not come).
-    const asked = asks
+    const asked = asks()
     await deregisterWorker(t.db, 'working:2:abcdef')
     await pollUntil(async () => ((await reservedTurns()) === 0 ? true : undefined), 10_000).catch(
       () => undefined,
@@ -101,7 +115,7 @@ test('a working worker started after the refused worker gave the turns up takes 
     expect({
       rows: await pendingRows(),
       turns: await reservedTurns(),
-      askedAgain: asks > asked,
+      askedAgain: asks() > asked,
     }).toEqual({
       rows: [
         { code: 'AADSTS7000222', due: false, n: 1 },
@@ -119,81 +133,8 @@ test('a working worker started after the refused worker gave the turns up takes 
 })
 
 test('a working worker started after the refused worker gave the turns up takes rows to turns, then is killed (its entry left): the refused worker gives those up at its next block once that entry reads dead, not when the turns come due', async () => {
-  let asks = 0
-  const db = throughQueries(t, async (run, text) => {
-    const answer = await run()
-    if (text.includes(GIVE_UP_ASK)) asks++
-    return answer
-  })
-  // One a minute, 10 rows held an hour ahead: the worker sends one while its token serves, the
-  // other nine back to turns a minute apart.
-  const r = await startOutage(t, {
-    rows: 10,
-    cert: await generateTestCertificate(),
-    tokenFault: null,
-    ratePerMinute: 1,
-    notesRefusal: true,
-    options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
-    deps: { db },
-  })
+  const { r, asks } = await laterWorkerTookTurns(5)
   try {
-    await t.pool.query(`update mailer.email_outbox set send_at = now() - interval '1 hour'`)
-    r.engine.drainer.wake()
-    await pollUntil(async () =>
-      r.engine.drainer.status().inFlight === 0 &&
-      (await count(`status = 'sent'`)) === 1 &&
-      (await count(`last_error_code = 'mailbox_paced'`)) === 9
-        ? true
-        : undefined,
-    )
-    // The turns and their rows as a working worker's send-back leaves them: written back below,
-    // as the later working worker's own.
-    const turns = (
-      await t.pool.query(
-        `select mailbox, next_at from mailer.mailbox_pacing where mailbox like 'queue %'`,
-      )
-    ).rows
-    const paced = (
-      await t.pool.query(
-        `select id, send_at, last_error, last_error_code from mailer.email_outbox
-          where last_error_code = 'mailbox_paced'`,
-      )
-    ).rows
-
-    // Refused, alone: the turns given up at once (the refused worker's block stands until the
-    // test's clock moves).
-    r.clock.advance(2 * 3600_000)
-    r.fake.setFaults({ token: Array.from({ length: 100 }, () => EXPIRED) })
-    await enqueue(t)
-    r.engine.drainer.wake()
-    await pollUntil(async () =>
-      asks > 0 &&
-      (await reservedTurns()) === 0 &&
-      (await count(`last_error_code = 'mailbox_paced'`)) === 0
-        ? true
-        : undefined,
-    )
-    expect(r.transport.blockedForMs()).toBeGreaterThan(0)
-
-    // Another machine whose credential works starts, claims the nine due rows and sends them back
-    // to turns (its rate's): its entry live, noting no refusal.
-    await t.pool.query(
-      `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
-       values ('working:2:abcdef', 'working', 2, 'test', '', 5)`,
-    )
-    for (const p of turns)
-      await t.pool.query(`insert into mailer.mailbox_pacing (mailbox, next_at) values ($1, $2)`, [
-        p.mailbox,
-        p.next_at,
-      ])
-    for (const p of paced)
-      await t.pool.query(
-        `update mailer.email_outbox set send_at = $2, last_error = $3, last_error_code = $4
-          where id = $1`,
-        [p.id, p.send_at, p.last_error, p.last_error_code],
-      )
-    expect(await reservedTurns()).toBe(1)
-
     // It is killed: no beat, no stop. Once its entry reads dead (two of its leases past its beat),
     // a new row meets the refusal again after the block's cooldown (the test's clock): the next
     // block. Given up within a bound (read as they stand should it not come).
@@ -209,7 +150,7 @@ test('a working worker started after the refused worker gave the turns up takes 
           : undefined,
       30_000,
     )
-    const asked = asks
+    const asked = asks()
     r.clock.advance(61_000)
     await enqueue(t)
     r.engine.drainer.wake()
@@ -224,7 +165,7 @@ test('a working worker started after the refused worker gave the turns up takes 
     expect({
       rows: await pendingRows(),
       turns: await reservedTurns(),
-      askedAgain: asks > asked,
+      askedAgain: asks() > asked,
     }).toEqual({
       rows: [
         { code: 'AADSTS7000222', due: false, n: 2 },
