@@ -89,6 +89,8 @@ test("a prime that outlasts its bound keeps the session until it ends: statement
   const { handle, l } = await listening(proxy, 600_000)
   const sessionPid = l.backendPid()!
   await pollUntil(async () => (proxy!.holding() ? true : undefined))
+  // The prime's turn is the client's, from its claim's sending to its answer: whether the server
+  // has run the claim yet does not matter here (nothing of its effect is read).
   // Comes during the prime's turn, so waits for it; past the bound it takes the pool.
   const waited = withinBound(pidOf(handle.statements.query('select pg_backend_pid() as pid')))
   expect(await waited).toEqual(expect.any(Number))

@@ -40,7 +40,9 @@ test('a last check answered after the send’s deadline (start plus the request 
   await engine.start()
   await pollUntil(async () => (proxy.holding() ? true : undefined), 20_000)
   // A lookup of this send (the worker stopping here, say) counts on its request being over by its
-  // start plus its timeout: the answer comes once database time is past that.
+  // start plus its timeout: the answer comes once database time is past that. holding() is true
+  // from the last check's sending: send_started_at stays null (the comparison not true) until the
+  // check has run and committed, so this waits for that too (seen null there under a delay).
   await pollUntil(async () => {
     const { rows } = await t.pool.query(
       `select now() > send_started_at + interval '2 seconds' as past from mailer.email_outbox where id = $1`,

@@ -33,7 +33,9 @@ export async function openAnswerHoldingHandle(t: TestDb): Promise<AnswerHoldingH
  * Runs `stop` while the proxy holds (or is to hold) a statement's answer: `meanwhile` runs once it
  * began; the answer is released once `woundDown` says the stop has done all else (or the stop is
  * over). Returns whether the answer was still held when the stop resolved: true, the stop left that
- * statement running.
+ * statement running. Only the held answer counts: `woundDown` reads the stop's acts, never the held
+ * statement's effect, so that statement need not have run yet when `meanwhile` ends (the proxy
+ * holds from its sending).
  */
 export async function heldWhenStopped(
   proxy: AnswerHoldingProxy,
