@@ -4,10 +4,14 @@ import { deregisterWorker } from '../../src/outbox/deregister-worker.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { generateTestCertificate } from '../support/fake-graph.ts'
-import { EXPIRED, GIVE_UP_ASK, pacedReads } from '../support/paced-refusal.ts'
+import {
+  EXPIRED,
+  GIVE_UP_ASK,
+  pacedReads,
+  rowsPaced,
+  startPaced,
+} from '../support/paced-refusal.ts'
 import { throughQueries } from '../support/through-queries.ts'
-import { startOutage } from '../support/token-outage.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -27,27 +31,11 @@ async function laterWorkerTookTurns(leaseSeconds: number) {
     if (text.includes(GIVE_UP_ASK)) asks++
     return answer
   })
-  // One a minute, 10 rows held an hour ahead: the worker sends one while its token serves, the
-  // other nine back to turns a minute apart.
-  const r = await startOutage(t, {
-    rows: 10,
-    cert: await generateTestCertificate(),
-    tokenFault: null,
-    ratePerMinute: 1,
-    notesRefusal: true,
-    options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
-    deps: { db },
-  })
+  // One a minute, 10 rows held an hour ahead; its entry notes a refusal, as `serve` wires it.
+  const r = await startPaced(t, { deps: { db }, notesRefusal: true })
   try {
-    await t.pool.query(`update mailer.email_outbox set send_at = now() - interval '1 hour'`)
-    r.engine.drainer.wake()
-    await pollUntil(async () =>
-      r.engine.drainer.status().inFlight === 0 &&
-      (await count(`status = 'sent'`)) === 1 &&
-      (await count(`last_error_code = 'mailbox_paced'`)) === 9
-        ? true
-        : undefined,
-    )
+    // One sent while its token serves, the other nine back to turns a minute apart.
+    await rowsPaced(t, r)
     // The turns and their rows as a working worker's send-back leaves them: written back below,
     // as the later working worker's own.
     const turns = (

@@ -9,10 +9,14 @@ import { useTestDb } from '../support/db.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { generateTestCertificate } from '../support/fake-graph.ts'
-import { EXPIRED, GIVE_UP_ASK, pacedReads } from '../support/paced-refusal.ts'
+import {
+  EXPIRED,
+  GIVE_UP_ASK,
+  pacedReads,
+  rowsPaced,
+  startPaced,
+} from '../support/paced-refusal.ts'
 import { throughQueries } from '../support/through-queries.ts'
-import { startOutage } from '../support/token-outage.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -31,17 +35,8 @@ test('the only working worker’s clean stop has the refused worker give up the 
     if (text.includes(GIVE_UP_ASK)) asks++
     return answer
   })
-  // One a minute, 10 rows held an hour ahead: the worker (listening; its entry notes a refusal, as
-  // `serve` wires it) sends one while its token serves, the other nine back to turns a minute apart.
-  const r = await startOutage(t, {
-    rows: 10,
-    cert: await generateTestCertificate(),
-    tokenFault: null,
-    ratePerMinute: 1,
-    notesRefusal: true,
-    options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
-    deps: { db },
-  })
+  // One a minute, 10 rows held an hour ahead; its entry notes a refusal, as `serve` wires it.
+  const r = await startPaced(t, { deps: { db }, notesRefusal: true })
   // Another machine whose credential works: it hears no notification and its backstop poll is 10
   // minutes away (a poller's is 1 s), so past its start's claim it claims none of the rows here;
   // its live registry entry notes no refusal.
@@ -60,15 +55,8 @@ test('the only working worker’s clean stop has the refused worker give up the 
   })
   ended.engines.push(working)
   try {
-    await t.pool.query(`update mailer.email_outbox set send_at = now() - interval '1 hour'`)
-    r.engine.drainer.wake()
-    await pollUntil(async () =>
-      r.engine.drainer.status().inFlight === 0 &&
-      (await count(`status = 'sent'`)) === 1 &&
-      (await count(`last_error_code = 'mailbox_paced'`)) === 9
-        ? true
-        : undefined,
-    )
+    // One sent while its token serves, the other nine back to turns a minute apart.
+    await rowsPaced(t, r)
     // Registered, its start's claim (of no row: none due) made.
     await working.start()
     await pollUntil(async () =>

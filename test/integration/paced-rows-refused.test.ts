@@ -9,7 +9,13 @@ import { endedAfterEach } from '../support/ended-after-each.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { generateTestCertificate } from '../support/fake-graph.ts'
-import { EXPIRED, GIVE_UP_ASK, pacedReads } from '../support/paced-refusal.ts'
+import {
+  EXPIRED,
+  GIVE_UP_ASK,
+  pacedReads,
+  rowsPaced as rowsPacedOf,
+  startPaced,
+} from '../support/paced-refusal.ts'
 import { throughQueries } from '../support/through-queries.ts'
 import { type OutageRun, startOutage } from '../support/token-outage.ts'
 
@@ -24,23 +30,8 @@ const ended = endedAfterEach()
 /** Past a token's use (an hour), as the token source's clock reads it. */
 const TOKEN_USED_UP_MS = 2 * 3600_000
 
-/**
- * One a minute, 10 rows (held an hour ahead until rowsPaced brings them due): one sent, the other
- * nine sent back to turns reserved a minute apart. `deps`: the worker's statements' Kysely.
- */
-async function startPaced(deps?: Parameters<typeof startOutage>[1]['deps']) {
-  return startOutage(t, {
-    rows: 10,
-    cert: await generateTestCertificate(),
-    tokenFault: null,
-    ratePerMinute: 1,
-    options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
-    ...(deps && { deps }),
-  })
-}
-
 test('a refusal that blocks every send gives up the pacing turns reserved before it: their rows are due and named by it, as the rows it met; once fixed they are paced again from then', async () => {
-  const r = await startPaced()
+  const r = await startPaced(t)
   try {
     await rowsPacedThenRefused(r)
   } finally {
@@ -50,13 +41,7 @@ test('a refusal that blocks every send gives up the pacing turns reserved before
 
 /** One sent, the other nine sent back to turns reserved a minute apart. */
 async function rowsPaced(r: OutageRun) {
-  await t.pool.query(`update mailer.email_outbox set send_at = now() - interval '1 hour'`)
-  r.engine.drainer.wake()
-  await pollUntil(async () => {
-    if (r.engine.drainer.status().inFlight > 0) return undefined
-    if ((await count(`status = 'sent'`)) < 1) return undefined
-    return (await count(`last_error_code = 'mailbox_paced'`)) === 9 ? true : undefined
-  }, 30_000)
+  await rowsPacedOf(t, r)
   expect(await reservedTurns()).toBe(1)
 }
 
@@ -145,7 +130,7 @@ test('a refusal one worker meets while another live worker’s credential works 
       pacedAnswers++
     return answer
   })
-  const r = await startPaced({ db })
+  const r = await startPaced(t, { deps: { db } })
   // Another machine whose token requests Entra answers (one the misconfigured secret has not
   // reached, or whose rotation came first): its live registry entry notes no refusal.
   const other = `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
