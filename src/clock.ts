@@ -51,3 +51,20 @@ export async function waitAtMost<T>(clock: Clock, p: Promise<T>, ms: number): Pr
     gaveUp.abort()
   }
 }
+
+/**
+ * Settles as `p` does, or resolves 'aborted' once `signal` aborts (at once if it has): the caller
+ * stops waiting, `p` runs on, and its later failure is no unhandled rejection (it is subscribed).
+ */
+export function untilAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T | 'aborted'> {
+  if (!signal) return p
+  if (signal.aborted) {
+    p.catch(() => {})
+    return Promise.resolve('aborted')
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve('aborted')
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}

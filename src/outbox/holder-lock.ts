@@ -1,6 +1,6 @@
 // A worker's liveness lock: the session-level advisory lock its LISTEN session holds, whose release shows its send slots' holder dead (sql/0117).
 import { type RawBuilder, sql } from 'kysely'
-import { type Clock, waitAtMost } from '../clock.ts'
+import { type Clock, untilAborted, waitAtMost } from '../clock.ts'
 import type { Logger } from '../log.ts'
 
 /**
@@ -111,14 +111,11 @@ export async function takeHolderLock(
     )
     .then(({ rows }) => rows[0]?.note ?? null)
   let note: string | null
-  const stopped = Promise.withResolvers<null>()
-  const onStop = () => stopped.resolve(null)
-  o.stopping?.addEventListener('abort', onStop)
   try {
-    // The race subscribes to the take: its later failure, once stopped, is no unhandled rejection.
-    note = await Promise.race([waitAtMost(o.clock, take, o.timeoutMs), stopped.promise])
+    const taken = await untilAborted(waitAtMost(o.clock, take, o.timeoutMs), o.stopping)
     // A stop meanwhile: the caller ends the session, and the lock with it (never told as held).
-    if (o.stopping?.aborted) return null
+    if (taken === 'aborted' || o.stopping?.aborted) return null
+    note = taken
   } catch (err) {
     if (o.stopping?.aborted) return null
     if (!o.quiet)
@@ -127,8 +124,6 @@ export async function takeHolderLock(
         err,
       })
     return null
-  } finally {
-    o.stopping?.removeEventListener('abort', onStop)
   }
   if (note) {
     o.held?.(note)

@@ -1,6 +1,6 @@
 // The LISTEN session's ask for the server's TCP keepalive (server-keepalive.ts), made once per session before it takes the liveness lock; a refusal told once.
 import type pg from 'pg'
-import { waitAtMost } from '../clock.ts'
+import { untilAborted, waitAtMost } from '../clock.ts'
 import { serverKeepaliveFor, setServerKeepalive } from '../db/server-keepalive.ts'
 import type { ListenerDeps } from './listener-deps.ts'
 
@@ -20,15 +20,11 @@ export function serverKeepaliveAsk(
   let told = false
   return async (client, stopping) => {
     if (stopping.aborted) return
-    const stopped = Promise.withResolvers<void>()
-    const onStop = () => stopped.resolve()
-    stopping.addEventListener('abort', onStop)
     try {
-      // The race subscribes to the ask: its later failure, once stopped, is no unhandled rejection.
-      await Promise.race([
+      await untilAborted(
         waitAtMost(d.clock, setServerKeepalive(client, keepalive), timeoutMs),
-        stopped.promise,
-      ])
+        stopping,
+      )
     } catch (err) {
       if (told || stopping.aborted) return
       told = true
@@ -36,8 +32,6 @@ export function serverKeepaliveAsk(
         "could not set the LISTEN session's TCP keepalive on the server; if this machine vanishes, other workers count it live until the server's own keepalive ends its session (2 hours by default)",
         { db: d.db, err },
       )
-    } finally {
-      stopping.removeEventListener('abort', onStop)
     }
   }
 }

@@ -1,5 +1,6 @@
 // A worker alone keeps the rows its slow token request holds: giving them back would hand them to nobody but itself.
 import { type Kysely, sql } from 'kysely'
+import { untilAborted } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import { timedTransaction } from '../db/timed-transaction.ts'
 import type { Logger } from '../log.ts'
@@ -134,23 +135,11 @@ export function createLoneTokenWait(d: {
       const slow = ask(leftMs)
       // Ended since: its token (or failure) is the send's at once.
       if (slow === null) return d.stopping
-      const alone = await answeredBy(slow.alone, deadline)
+      // The deadline first: the read left to its own bound.
+      const alone = await untilAborted(slow.alone, deadline)
       if (alone === true) return d.stopping
       // A stop that ended the wait for the answer releases the row as a stop does, unsent.
-      return alone === 'unanswered' && d.stopping.aborted ? d.stopping : null
+      return alone === 'aborted' && d.stopping.aborted ? d.stopping : null
     },
   }
-}
-
-/** `alone`'s answer, or 'unanswered' once `deadline` aborts first (the read left to its own bound). */
-function answeredBy(
-  alone: Promise<boolean>,
-  deadline: AbortSignal,
-): Promise<boolean | 'unanswered'> {
-  if (deadline.aborted) return Promise.resolve('unanswered')
-  return new Promise((resolve) => {
-    const onAbort = () => resolve('unanswered')
-    deadline.addEventListener('abort', onAbort, { once: true })
-    void alone.then(resolve).finally(() => deadline.removeEventListener('abort', onAbort))
-  })
 }
